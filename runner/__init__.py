@@ -1,0 +1,2 @@
+"""lkrun: YAML-configured bots for pipecat LiveKitTransport."""
+__version__ = "0.1.0"

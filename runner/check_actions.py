@@ -1,0 +1,135 @@
+"""Checking action lists: dispatch on the action key, then the body's own schema, then templates."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from . import humanize, templates
+from .actions import ACTIONS
+from .errors import did_you_mean
+from .spec import ActionNode
+
+NEEDS_HINT = {
+    "tts": "add a tts stage under pipeline: (for example '- tts: {type: piper_tts}')",
+    "llm": "add an llm stage under pipeline: (for example '- llm: {type: openai_llm}')",
+    "audio_out": "set params.audio_out_enabled: true (or add a tts stage)",
+    "stt": "add an stt stage under pipeline: (for example '- stt: {type: whisper_stt}')",
+    "vad": "add a vad stage under pipeline: ('- vad: {type: silero}')",
+}
+
+
+class ActionChecker:
+    """Walks one event's action lists; reports through the owning Checker."""
+
+    def __init__(self, checker, variables: dict, event: str):
+        self.checker = checker
+        self.variables = variables
+        self.event = event
+
+    def actions(self, items, path: tuple) -> tuple:
+        if items is None:
+            return ()
+        if not isinstance(items, list):
+            self.checker.report(path, f"expected a list of actions under '{self.event}', got "
+                                      f"{humanize.describe(items)}",
+                                "start each action on its own line with '- ', e.g. '- say: Hello'")
+            return ()
+        nodes = []
+        for index, item in enumerate(items):
+            node = self.action(item, path + (index,))
+            if node is not None:
+                nodes.append(node)
+        return tuple(nodes)
+
+    def action(self, item, path: tuple) -> ActionNode | None:
+        report = self.checker.report
+        if isinstance(item, str) and item in ACTIONS:
+            report(path, f"action '{item}' needs a value", f"write '{item}: {{}}' or see 'lkrun actions'")
+            return None
+        if not isinstance(item, dict) or not item:
+            report(path, f"an action must be written as 'name: value', got {humanize.describe(item)}",
+                   "for example '- say: Hello' or '- send: {data: hi}'")
+            return None
+        names = [key for key in item if key in ACTIONS]
+        if not names:
+            key = next(iter(item))
+            suggestion = did_you_mean(key, ACTIONS.names())
+            report(path + (key,), f"unknown action '{key}'{suggestion}",
+                   None if suggestion else "see 'lkrun actions' for the list", key=True)
+            return None
+        if len(names) > 1:
+            report(path + (names[1],), f"two actions in one list item: '{names[0]}' and '{names[1]}'",
+                   "start each action with its own '- ' (did you forget a dash or indentation?)", key=True)
+            return None
+        name = names[0]
+        entry = ACTIONS[name]
+        allowed = [name, *entry.companions]
+        for key in item:
+            if key not in allowed:
+                report(path + (key,), f"unknown key '{key}' in action '{name}'{did_you_mean(key, allowed)}",
+                       f"'{name}' may have: {', '.join(allowed)}" if len(allowed) > 1 else None, key=True)
+        if entry.needs and entry.needs not in self.checker.capabilities:
+            report(path + (name,), f"'{name}' needs a {entry.needs.replace('_', ' ')} stage in this bot",
+                   NEEDS_HINT.get(entry.needs), key=True)
+        raw = item[name]
+        shorthand = bool(entry.shorthand) and not (isinstance(raw, dict) and (
+            set(raw) & set(entry.body["properties"]) or not raw))
+        body = {entry.shorthand: raw} if shorthand else ({} if raw is None else raw)
+        base = path + (name,)
+        where = f"action '{name}'"
+        if not isinstance(body, dict):
+            report(base, f"{where}: expected a mapping, got {humanize.describe(raw)}",
+                   f"for example: {entry.example}" if entry.example else None)
+            return None
+        for rel, message, hint, at_key in humanize.validate(entry.body, body, where):
+            if shorthand and rel[:1] == (entry.shorthand,):
+                rel = rel[1:]
+            report(base + rel, message, hint, key=at_key)
+        for key, schema in entry.companions.items():
+            if key in item and not isinstance(item[key], list):
+                report(path + (key,), f"'{key}' of '{name}' must be a list of actions, got "
+                                      f"{humanize.describe(item[key])}", "start each action with '- '")
+        if entry.check:
+            entry.check(body, lambda rel, message, hint=None: report(base + rel, message, hint))
+        nested = {}
+        for pattern in entry.nested:
+            for concrete in _expand(item, pattern):
+                nested[concrete] = self.actions(_get(item, concrete), path + concrete)
+        self.templates(raw, base, skip={c[1:] for c in nested if c[:1] == (name,)})
+        compiled = templates.compile_value(body, self.checker.sandbox)
+        line, col = self.checker.doc.where(path)
+        return ActionNode(name, compiled, MappingProxyType(nested), line, col)
+
+    def templates(self, value, path: tuple, skip=frozenset(), rel: tuple = ()):
+        if rel in skip:
+            return
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                self.templates(inner, path + (key,), skip, rel + (key,))
+        elif isinstance(value, list):
+            for index, inner in enumerate(value):
+                self.templates(inner, path + (index,), skip, rel + (index,))
+        elif isinstance(value, str) and templates.is_template(value):
+            self.checker.check_template(value, path, self.variables)
+
+
+def _get(item, path):
+    for key in path:
+        item = item[key]
+    return item
+
+
+def _expand(item, pattern: tuple):
+    """Concrete paths for a pattern such as ('choose', '*', 'do') that exist in ``item``."""
+    paths = [()]
+    for key in pattern:
+        next_paths = []
+        for prefix in paths:
+            node = _get(item, prefix)
+            if key == "*":
+                if isinstance(node, list):
+                    next_paths.extend(prefix + (i,) for i, v in enumerate(node) if isinstance(v, dict))
+            elif isinstance(node, dict) and key in node:
+                next_paths.append(prefix + (key,))
+        paths = next_paths
+    return paths

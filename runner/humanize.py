@@ -1,0 +1,129 @@
+"""Turn jsonschema errors into sentences a non-programmer can act on.
+
+Validation dispatches on the key first (event, action, stage), so the schema each
+body is checked against is small and its errors are specific.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import jsonschema
+
+from .errors import did_you_mean
+from .registry import TEMPLATE
+
+_TYPE_NAMES = {"number": "a number", "integer": "a whole number", "string": "text", "boolean": "true or false",
+               "object": "a mapping (key: value lines)", "array": "a list", "null": "empty"}
+
+
+def describe(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return f"'{value}'" if len(value) <= 60 else f"'{value[:57]}...'"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _expected(types) -> str:
+    if isinstance(types, str):
+        types = [types]
+    return " or ".join(_TYPE_NAMES.get(t, t) for t in types)
+
+
+@lru_cache(maxsize=512)
+def _validator_for(schema_id: int, schema_json: str):
+    import json
+    return jsonschema.Draft202012Validator(json.loads(schema_json),
+                                           format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def validator(schema: dict):
+    import json
+    text = json.dumps({**schema, "$defs": {**schema.get("$defs", {}), "template": TEMPLATE,
+                                           "action": {}}}, sort_keys=True)
+    return _validator_for(hash(text), text)
+
+
+def _is_template(value) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def humanize(error: jsonschema.ValidationError, where: str) -> list[tuple[tuple, str, str | None, bool]]:
+    """-> [(relative path, message, hint, points_at_key)] for one jsonschema error."""
+    path = tuple(error.absolute_path)
+    value = error.instance
+    kind = error.validator
+    if kind in ("anyOf", "oneOf"):
+        if _is_template(value):
+            return []
+        branches = [e for e in (error.context or []) if not _is_template_branch(e)]
+        if branches and all(e.validator == "type" for e in branches):
+            wanted = [t for e in branches for t in ([e.validator_value] if isinstance(e.validator_value, str)
+                                                     else e.validator_value)]
+            return [(path, f"{where}: expected {_expected(sorted(set(wanted), key=wanted.index))}, "
+                           f"got {describe(value)}", _type_hint(value, wanted), False)]
+        if branches:
+            best = jsonschema.exceptions.best_match(branches)
+            return humanize(best, where)
+        return [(path, f"{where}: {describe(value)} is not allowed here", None, False)]
+    if _is_template(value) and kind in ("type", "pattern", "enum", "format", "const"):
+        return []  # checked when rendered
+    if kind == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        extras = [k for k in value if k not in error.schema.get("properties", {})]
+        return [(path + (k,), f"unknown key '{k}' in {where}{did_you_mean(k, allowed)}",
+                 ("allowed keys: " + ", ".join(allowed)) if allowed and not did_you_mean(k, allowed) else None,
+                 True) for k in extras]
+    if kind == "required":
+        missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
+        return [(path, f"{where}: missing required key '{k}'", None, False) for k in missing]
+    if kind == "type":
+        hint = _type_hint(value, error.validator_value)
+        return [(path, f"{where}: expected {_expected(error.validator_value)}, got {describe(value)}", hint, False)]
+    if kind == "enum":
+        options = [str(o) for o in error.validator_value]
+        return [(path, f"{where}: {describe(value)} is not one of: {', '.join(options)}"
+                       f"{did_you_mean(str(value), options)}", None, False)]
+    if kind == "const":
+        return [(path, f"{where}: must be {describe(error.validator_value)}", None, False)]
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        words = {"minimum": "at least", "exclusiveMinimum": "more than", "maximum": "at most",
+                 "exclusiveMaximum": "less than"}[kind]
+        return [(path, f"{where}: must be {words} {error.validator_value}, got {describe(value)}", None, False)]
+    if kind == "pattern":
+        note = error.schema.get("description")
+        return [(path, f"{where}: {describe(value)} does not have the expected form", note, False)]
+    if kind in ("minItems", "minLength"):
+        return [(path, f"{where}: must not be empty", None, False)]
+    if kind == "format" and error.validator_value == "regex":
+        return [(path, f"{where}: {describe(value)} is not a valid regular expression", None, False)]
+    return [(path, f"{where}: {error.message}", None, False)]
+
+
+def _type_hint(value, wanted) -> str | None:
+    wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    if isinstance(value, str) and ("number" in wanted or "integer" in wanted):
+        return "write only the number, without units or quotes (seconds are plain numbers: 2.5)"
+    if isinstance(value, str) and "boolean" in wanted:
+        return "write true or false (only these two words are yes/no in bot files)"
+    return None
+
+
+def _is_template_branch(error: jsonschema.ValidationError) -> bool:
+    return "template" in str(error.schema.get("$ref", "")) or error.schema is TEMPLATE or \
+        error.schema.get("pattern") == TEMPLATE["pattern"]
+
+
+def validate(schema: dict, instance, where: str):
+    """Every problem in ``instance``, humanized, in document order."""
+    found = []
+    for error in validator(schema).iter_errors(instance):
+        found.extend(humanize(error, where))
+    return found

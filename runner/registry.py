@@ -1,0 +1,82 @@
+"""Registries: the one place that names what a user can write.
+
+Everything user-visible is derived from these tables: the JSON Schema, the validator's
+dispatch and did-you-mean lists, ``lkrun events|actions|stages`` and the docs.
+Adding an action is one ``ActionDef`` in ``actions.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Generic, Iterator, TypeVar
+
+TEMPLATE = {"type": "string", "pattern": r"^\s*\{\{[\s\S]*\}\}\s*$",
+            "description": "a Jinja template that is exactly one {{ expression }}"}
+
+
+def templated(schema: dict) -> dict:
+    """A non-string field that may also be a ``{{ expression }}`` giving the value at run time."""
+    return {"anyOf": [schema, {"$ref": "#/$defs/template"}]}
+
+
+@dataclass(frozen=True)
+class ActionDef:
+    name: str
+    doc: str
+    body: dict  # JSON Schema of the normalised body (always an object)
+    shorthand: str | None = None  # a scalar/list body means {shorthand: value}
+    companions: dict = field(default_factory=dict)  # extra keys beside the action key -> schema
+    nested: tuple = ()  # paths (from the action item) of nested action lists; '*' = every index
+    needs: str | None = None  # a pipeline capability: 'tts', 'llm', 'audio_out'
+    example: str = ""
+    run: Callable | None = None  # async (run_context, item) -> None; set by engine modules
+    check: Callable | None = None  # extra static check: (body, report(path, msg, hint)) -> None
+
+
+@dataclass(frozen=True)
+class EventDef:
+    name: str
+    doc: str
+    variables: dict  # template variables beyond the common ones (shape, see templates.LEAF)
+    kind: str = "actions"  # or "triggers"
+    trigger: dict | None = None  # JSON Schema of one trigger (for kind == "triggers")
+    pipecat: str | None = None  # the LiveKitTransport event it comes from
+    needs: str | None = None
+    warning: str | None = None
+    per_participant: bool = False
+
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """An ordered name -> entry table with a noun for messages."""
+
+    def __init__(self, noun: str):
+        self.noun = noun
+        self._entries: dict[str, T] = {}
+
+    def register(self, entry: T) -> T:
+        name = entry.name  # type: ignore[attr-defined]
+        if name in self._entries:
+            raise ValueError(f"{self.noun} '{name}' registered twice")
+        self._entries[name] = entry
+        return entry
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __getitem__(self, name: str) -> T:
+        return self._entries[name]
+
+    def get(self, name: str) -> T | None:
+        return self._entries.get(name)
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._entries.values())
+
+    def names(self) -> list[str]:
+        return list(self._entries)

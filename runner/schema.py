@@ -1,0 +1,124 @@
+"""Assemble ``schemas/bot.schema.json`` (for editors) from the registries and pipecat's params.
+
+The validator itself does not use this big document: it dispatches on each key and
+checks the body against that entry's own sub-schema (see ``check.py``). This file is
+what editors use for completion, and a test keeps the committed copy current.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+
+from . import catalog, sections
+from .actions import ACTIONS
+from .events import EVENTS, MODES
+from .registry import TEMPLATE
+from .stages import KINDS, PYTHON_SCHEMA, types_for
+
+SCHEMA_ID = "https://lkrun.dev/schemas/bot.schema.json"
+
+
+def _action_schema(entry) -> dict:
+    body = copy.deepcopy(entry.body)
+    if entry.name == "choose":  # the branch list is written directly under 'choose:'
+        value = body["properties"]["branches"]
+    elif entry.shorthand:
+        value = {"anyOf": [body["properties"][entry.shorthand], body]}
+    else:
+        value = {"anyOf": [body, {"type": "null"}]}
+    properties = {entry.name: {**value, "description": entry.doc}}
+    properties.update(copy.deepcopy(entry.companions))
+    return {"type": "object", "additionalProperties": False, "required": [entry.name], "properties": properties}
+
+
+def _action_item() -> dict:
+    names = ACTIONS.names()
+    keys = sorted({k for entry in ACTIONS for k in (entry.name, *entry.companions)})
+    return {
+        "type": "object", "minProperties": 1, "propertyNames": {"enum": keys},
+        "allOf": [{"if": {"required": [n]}, "then": {"$ref": f"#/$defs/actions/{n}"}} for n in names],
+        "description": "one action: " + ", ".join(names),
+    }
+
+
+def _event_schema(event) -> dict:
+    actions = {"type": "array", "items": {"$ref": "#/$defs/action"}}
+    if event.kind == "triggers":
+        trigger = copy.deepcopy(event.trigger)
+        trigger["properties"]["do"] = actions
+        value = {"type": "array", "items": trigger}
+    else:
+        value = actions
+    return {"description": event.doc, "anyOf": [value, {
+        "type": "object", "additionalProperties": False, "required": ["do"],
+        "properties": {"mode": {"enum": list(MODES)}, "do": value}}]}
+
+
+def _stage_schema(kind: str) -> dict:
+    options = types_for(kind)
+    return {
+        "type": "object", "required": ["type"], "properties": {"type": {"enum": options}},
+        "description": KINDS[kind],
+        "allOf": [{"if": {"properties": {"type": {"const": t}}},
+                   "then": {"$ref": f"#/$defs/stage_types/{t}"}} for t in options],
+    }
+
+
+def _without_meta(schema: dict) -> dict:
+    return {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+
+
+def build() -> dict:
+    stage_types = {t: _without_meta(catalog.stage_body_schema(t)) for t in catalog.stage_types()}
+    stage_types["python"] = PYTHON_SCHEMA
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "lkrun bot file",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["version", "livekit"],
+        "properties": {
+            "version": {"const": sections.VERSION, "description": sections.TOP_LEVEL_DOC["version"]},
+            "name": {"type": "string", "description": sections.TOP_LEVEL_DOC["name"]},
+            "description": {"type": "string", "description": sections.TOP_LEVEL_DOC["description"]},
+            "livekit": sections.LIVEKIT,
+            "params": sections.params_schema(),
+            "session": sections.SESSION,
+            "pipeline": {"type": "array", "description": sections.TOP_LEVEL_DOC["pipeline"],
+                         "items": {"type": "object", "minProperties": 1, "maxProperties": 1,
+                                   "additionalProperties": False,
+                                   "properties": {k: {"$ref": f"#/$defs/stages/{k}"} for k in KINDS}}},
+            "vars": sections.VARS,
+            "on": {"type": "object", "additionalProperties": False, "description": sections.TOP_LEVEL_DOC["on"],
+                   "properties": {e.name: _event_schema(e) for e in EVENTS}},
+        },
+        "$defs": {
+            "template": TEMPLATE,
+            "action": _action_item(),
+            "actions": {entry.name: _action_schema(entry) for entry in ACTIONS},
+            "stages": {kind: _stage_schema(kind) for kind in KINDS},
+            "stage_types": stage_types,
+        },
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=1, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    text = render()
+    if "--write" in argv:
+        target = sections.schemas_dir() / "bot.schema.json"
+        target.write_text(text)
+        print(f"wrote {target}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

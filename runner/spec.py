@@ -1,0 +1,86 @@
+"""The typed, immutable result of a successful check: what the runtime is built from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class ActionNode:
+    """One action from the file: its name, compiled body, nested lists and where it was written."""
+
+    name: str
+    body: object  # the normalised body; template strings are compiled Templates
+    nested: MappingProxyType  # path tuple -> tuple[ActionNode, ...]
+    line: int
+    col: int
+
+    def branch(self, *path) -> tuple:
+        return self.nested.get(tuple(path), ())
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A user_said / idle / timer entry."""
+
+    actions: tuple
+    line: int
+    pattern: re.Pattern | None = None
+    cont: bool = False
+    after: float | None = None
+    every: float | None = None
+
+
+@dataclass(frozen=True)
+class Handler:
+    event: str
+    mode: str
+    actions: tuple = ()  # ActionNode, for action events
+    triggers: tuple = ()  # Trigger, for trigger events
+    line: int = 1
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    kind: str  # vad | stt | llm | tts
+    type: str
+    body: dict  # constructor arguments and settings, env resolved, templates compiled
+    line: int
+
+
+@dataclass(frozen=True)
+class BotSpec:
+    file: str
+    name: str
+    description: str
+    livekit: dict
+    params: dict
+    session: dict
+    pipeline: tuple
+    vars: dict
+    on: MappingProxyType  # event name -> Handler
+    secrets: frozenset = field(default=frozenset(), repr=False)
+    warnings: tuple = ()
+    raw: dict = field(default_factory=dict, repr=False, compare=False)  # resolved data, for reload diffs
+    text_hash: str = ""
+
+    @property
+    def identity(self) -> str:
+        return self.livekit.get("identity") or self.name
+
+    @property
+    def room(self) -> str:
+        return self.livekit["room"]
+
+    def stage(self, kind: str) -> StageSpec | None:
+        return next((s for s in self.pipeline if s.kind == kind), None)
+
+    def capabilities(self) -> set[str]:
+        caps = {s.kind for s in self.pipeline}
+        if self.params.get("audio_out_enabled"):
+            caps.add("audio_out")
+        if self.params.get("audio_in_enabled"):
+            caps.add("audio_in")
+        return caps

@@ -1,0 +1,376 @@
+"""Sandboxed templates: native values, null-safe data, SSTI/DoS refusal, and the static checks."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runner.templates import (
+    ANY, LEAF, Sandbox, Template, TemplateError, check_template, compile_value, is_template, render_value,
+)
+
+VARS = {
+    "participant": {"id": LEAF, "name": LEAF, "metadata": LEAF, "state": LEAF},
+    "vars": {"greeting": LEAF, "persona": LEAF, "pause": LEAF, "a": {"b": LEAF}},
+    "bot": {"name": LEAF, "identity": LEAF, "room": LEAF},
+    "room": {"participants": LEAF},
+    "state": LEAF,
+}
+ELSEWHERE = {"message": "only in data_received, app_message", "digit": "only in dtmf_event"}
+CONTEXT = {
+    "participant": {"id": "alice", "name": "Alice", "metadata": "", "state": {}},
+    "vars": {"greeting": "Welcome", "pause": 2.5, "a": {"b": 1}},
+    "room": {"participants": ["alice", "bob"]},
+    "message": {"text": "ping", "n": 3},
+}
+
+
+def render(text: str, context: dict | None = None, max_output: int = 65536) -> object:
+    return Sandbox(max_output).compile(text).render(CONTEXT if context is None else context)
+
+
+# ---- is_template / compile_value / render_value ------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("{{ x }}", True), ("{% if x %}y{% endif %}", True), ("{# note #}", True),
+    ("plain", False), ("{ x }", False), ("100%", False), ("", False),
+])
+def test_is_template(text, expected):
+    assert is_template(text) is expected
+
+
+def test_compile_and_render_value_walk_containers():
+    sandbox = Sandbox()
+    value = compile_value({"to": "{{ participant.id }}", "data": {"text": "Hi {{ participant.name }}!",
+                           "n": 3, "list": ["{{ 1 + 1 }}", "plain", None]}}, sandbox)
+    assert isinstance(value["to"], Template) and value["to"].source == "{{ participant.id }}"
+    assert value["data"]["list"][1] == "plain" and value["data"]["n"] == 3
+    assert render_value(value, CONTEXT) == {"to": "alice", "data": {"text": "Hi Alice!", "n": 3,
+                                                                    "list": [2, "plain", None]}}
+
+
+def test_compile_caches_and_reports_syntax_errors():
+    sandbox = Sandbox()
+    assert sandbox.compile("{{ x }}") is sandbox.compile("{{ x }}")
+    with pytest.raises(TemplateError, match="syntax error"):
+        sandbox.compile("{{ x")
+
+
+def test_any_is_leaf():
+    assert ANY is LEAF
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("{{ 1 == 2 }}", False),
+    ("  {{ 1 == 1 }}\n", True),
+    ("{{- 1 == 1 -}}", True),
+    ("{{ vars.pause }}", 2.5),
+    ("{{ 2 + 3 }}", 5),
+    ("{{ message }}", CONTEXT["message"]),
+    ("{{ room.participants }}", ["alice", "bob"]),
+    ("{{ room.participants | length == 0 }}", False),
+    ("{{ none }}", None),
+    ("{{ participant.id }}", "alice"),
+    ("{{ 'x' }}", "x"),
+    ("{{ range(3) }}", [0, 1, 2]),
+    ("{{ dict(a=1) }}", {"a": 1}),
+    ("{{ message.text == 'ping' }}", True),
+    ("{{ message['text'] }}", "ping"),
+    ("{{ vars['a'].b }}", 1),
+])
+def test_single_expression_keeps_native_type(text, expected):
+    assert render(text) == expected
+    assert type(render(text)) is type(expected)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Hi {{ participant.name }}!", "Hi Alice!"),
+    ("{{ vars.greeting }}, {{ participant.name or participant.id }}!", "Welcome, Alice!"),
+    ("{{ 1 }}{{ 2 }}", "12"),
+    ("{{ vars.pause }} s", "2.5 s"),
+    ("{% if message.text == 'ping' %}pong{% endif %}", "pong"),
+    ("{% for p in room.participants %}{{ p }};{% endfor %}", "alice;bob;"),
+    ("{% set x = 1 %}{{ x }}", "1"),
+    ("{{ message.missing }}", None),
+    ("[{{ message.missing }}]", "[]"),
+    ("{{ message | tojson }}", '{"n": 3, "text": "ping"}'),
+    ("{# only a comment #}", ""),
+    ("{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}", "3"),
+])
+def test_rendering(text, expected):
+    assert render(text) == expected
+
+
+@pytest.mark.parametrize("text, message, expected", [
+    ("{{ message.text }}", {}, None),
+    ("{{ message.text or 'x' }}", {}, "x"),
+    ("{{ message['text'] }}", {}, None),
+    ("{{ message.user.name }}", {}, None),
+    ("{{ message.items }}", {}, None),
+    ("{{ message.items }}", {"items": [1, 2]}, [1, 2]),
+    ("{{ message.keys }}", {"keys": "k"}, "k"),
+    ("{{ message.get }}", {}, None),
+    ("{{ message.__class__ }}", {}, None),
+    ("{{ message[0] }}", {}, None),
+    ("{{ message | attr('__class__') }}", {}, None),
+    ("{% if message.text %}yes{% else %}no{% endif %}", {}, "no"),
+])
+def test_missing_mapping_fields_read_as_null(text, message, expected):
+    assert render(text, {"message": message}) == expected
+
+
+@pytest.mark.parametrize("text", ["{{ partcipant }}", "Hi {{ partcipant.name }}", "{% if nope %}x{% endif %}"])
+def test_unknown_top_level_names_still_fail(text):
+    with pytest.raises(TemplateError, match="is undefined"):
+        render(text)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("{{ 1 / 0 }}", "ZeroDivisionError"),
+    ("{{ 'a' + 1 }}", "TypeError"),
+    ("{{ message.text.nope() }}", "has no attribute 'nope'"),
+    ("{{ x|int }}", "undefined"),
+    ("line one\n{{ nope }}", "line 2: 'nope' is undefined"),
+])
+def test_runtime_failures_are_template_errors(text, fragment):
+    with pytest.raises(TemplateError) as info:
+        render(text)
+    assert fragment in info.value.message and "Traceback" not in info.value.message
+
+
+# ---- security ----------------------------------------------------------------------------------
+
+SSTI = [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os }}",
+    "{{ joiner.__init__.__globals__ }}",
+    "{{ lipsum.__globals__ }}",
+    "{{ lipsum.__globals__['os'].popen('id').read() }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ self.__init__.__globals__ }}",
+    "{{ ''|attr('__class__') }}",
+    "{{ (''|attr('__class__')).__mro__ }}",
+    "{{ '{0.__class__}'.format(1) }}",
+    "{{ '{0.__class__.__mro__}'.format(message.text) }}",
+    "{{ '{x.__class__}'.format_map({'x': 1}) }}",
+    "{{ [].append(1) }}",
+    "{{ {}.update(a=1) }}",
+    "{{ room.participants.append('eve') }}",
+    "{{ message.update({'x': 1}) }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{{ range.__globals__ }}",
+    "{{ range(10**9) }}",
+    "{{ range(10**9) | list }}",
+    "{{ 'a' * 50_000_000 }}",
+    "{{ 50_000_000 * 'a' }}",
+    "{{ [0] * 10**8 }}",
+    "{{ 10 ** 100000 }}",
+    "{{ 2 ** 20000 }}",
+    "{{ 10.0 ** 100000 }}",
+    "{{ (10 ** 1000) * (10 ** 1000) * (10 ** 1000) * (10 ** 1000) }}",
+    "{{ 'a'|center(10**8) }}",
+    "{{ 'a'|indent(10**8, true) }}",
+    "{{ 'a'.ljust(10**8) }}",
+    "{{ 'a'.zfill(10**8) }}",
+    "Hi {{ 'a' * 50_000_000 }}",
+]
+
+
+@pytest.mark.parametrize("payload", SSTI)
+def test_ssti_and_dos_payloads_are_refused(payload):
+    with pytest.raises(TemplateError):
+        render(payload)
+
+
+@pytest.mark.parametrize("payload", ["{{ ''.__class__ }}", "{{ 'a' * 50_000_000 }}", "{{ 10 ** 100000 }}",
+                                     "{{ [].append(1) }}", "{{ '{0.__class__}'.format(1) }}"])
+def test_security_errors_say_not_allowed(payload):
+    with pytest.raises(TemplateError, match="not allowed"):
+        render(payload)
+
+
+@pytest.mark.parametrize("name", ["lipsum", "cycler", "joiner"])
+def test_gadget_globals_removed(name):
+    assert name not in Sandbox().env.globals
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("{{ 'ab' * 3 }}", "ababab"),
+    ("{{ [1] * 3 }}", [1, 1, 1]),
+    ("{{ 2 ** 10 }}", 1024),
+    ("{{ 10 ** 1000 > 0 }}", True),
+    ("{{ 2 ** 0.5 > 1.41 }}", True),
+    ("{{ 2 ** -2 }}", 0.25),
+    ("{{ 6 * 7 }}", 42),
+    ("{{ 'a'|center(5) }}", "  a  "),
+    ("{{ 'a'.ljust(3) }}|", "a  |"),
+    ("{{ ('x' * 65536) | length }}", 65536),
+])
+def test_binop_and_width_caps_allow_normal_use(text, expected):
+    assert render(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "{% for i in range(100000) %}xxxxxxxxxx{% endfor %}",
+    "{{ 'x' * 60000 }}{{ 'y' * 60000 }}",
+    "{{ range(20000) | join(',') }}",
+])
+def test_output_is_capped(text):
+    with pytest.raises(TemplateError, match="longer than 65536"):
+        render(text)
+
+
+@pytest.mark.parametrize("limit, ok", [(10, False), (11, True)])
+def test_output_cap_is_configurable(limit, ok):
+    text = "Hi {{ participant.name }}, bye"  # 11 characters rendered with "Ali"
+    context = {"participant": {"name": "Ali"}}
+    if ok:
+        assert render(text, context, max_output=limit) == "Hi Ali, bye"
+    else:
+        with pytest.raises(TemplateError, match=f"longer than {limit}"):
+            render(text, context, max_output=limit)
+
+
+def test_native_value_is_capped_too():
+    with pytest.raises(TemplateError, match="longer than 5"):
+        render("{{ message.text ~ message.text }}", max_output=5)
+
+
+@pytest.mark.parametrize("name", ["{{ 7*7 }}", "{{ cycler.__init__.__globals__.os }}", "{% raw %}", "{#", "}}"])
+def test_event_data_is_never_compiled(name):
+    context = {"participant": {"name": name}}
+    assert render("{{ participant.name }}", context) == name
+    assert render("Hi {{ participant.name }}!", context) == f"Hi {name}!"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text())
+def test_arbitrary_names_render_unchanged(name):
+    sandbox = Sandbox()
+    context = {"participant": {"id": "p", "name": name}}
+    assert sandbox.compile("{{ participant.name }}").render(context) == name
+    assert sandbox.compile("Hi {{ participant.name }}!").render(context) == f"Hi {name}!"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(), st.none() | st.booleans() | st.integers() | st.text()), st.text())
+def test_arbitrary_messages_never_crash_field_access(message, key):
+    sandbox = Sandbox()
+    assert sandbox.compile("{{ message[key] }}").render({"message": message, "key": key}) == message.get(key)
+
+
+# ---- check_template ----------------------------------------------------------------------------
+
+def check(text: str) -> list[tuple[int, int, str]]:
+    """As for participant_connected: no `message` here."""
+    return check_template(text, VARS, ELSEWHERE)
+
+
+def check_data(text: str) -> list[tuple[int, int, str]]:
+    """As for data_received, where `message` is free-form data."""
+    return check_template(text, {**VARS, "message": LEAF}, {"digit": "only in dtmf_event"})
+
+
+@pytest.mark.parametrize("text", [
+    "plain text",
+    "Hi {{ participant.name }}!",
+    "{{ vars.greeting }}, {{ participant.name or participant.id }}!",
+    "{{ message.text == 'ping' }}",
+    "{{ message.anything.at.all }}",
+    "{{ state.counter }}",
+    "{{ vars.a.b }}",
+    "{{ vars['a']['b'] }}",
+    "{{ vars.a.b.c.d }}",
+    "{{ room.participants | length == 0 }}",
+    "{% for p in room.participants %}{{ p.x }}{{ loop.index }}{% endfor %}",
+    "{% set x = 1 %}{{ x }}",
+    "{% set participant = {} %}{{ participant.whatever }}",
+    "{% macro m(a) %}{{ a.b }}{% endmacro %}{{ m(vars) }}",
+    "{{ range(3) | list }}{{ dict(a=1) }}{{ namespace(a=1).a }}",
+    "{{ vars[participant.id] }}",
+    "{{ participant.name.upper() }}",
+    "{{ message | tojson }}",
+    "{{ 'participant.nme' }}",
+])
+def test_check_accepts_valid_templates(text):
+    assert check_data(text) == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Hi {{ partcipant.name }}", (0, 6, "unknown variable 'partcipant' (did you mean 'participant'?)")),
+    ("Hi {{ participant.nme }}", (0, 18, "unknown attribute 'nme' of 'participant' (did you mean 'name'?)")),
+    ("{{ vars.greting }}", (0, 8, "unknown attribute 'greting' of 'vars' (did you mean 'greeting'?)")),
+    ("{{ vars.a.c }}", (0, 10, "unknown attribute 'c' of 'vars.a'")),
+    ("{{ vars['a']['c'] }}", (0, 13, "unknown attribute 'c' of 'vars.a'")),
+    ("{{ bot.nmae }}", (0, 7, "unknown attribute 'nmae' of 'bot' (did you mean 'name'?)")),
+    ("{{ room.participant }}", (0, 8, "unknown attribute 'participant' of 'room' (did you mean 'participants'?)")),
+    ("{{ message }}", (0, 3, "variable 'message' is not available here (only in data_received, app_message)")),
+    ("{{ zzz }}", (0, 3, "unknown variable 'zzz'")),
+    ("{{ participant.name|uper }}", (0, 20, "unknown filter 'uper' (did you mean 'upper'?)")),
+    ("{% if participant.name %}{{ participant.name|nofilter }}{% endif %}", (0, 45, "unknown filter 'nofilter'")),
+    ("{{ participant.name is strng }}", (0, 23, "unknown test 'strng' (did you mean 'string'?)")),
+    ("{% filter uppr %}x{% endfilter %}", (0, 10, "unknown filter 'uppr' (did you mean 'upper'?)")),
+])
+def test_check_reports_problems(text, expected):
+    assert check(text) == [expected]
+
+
+def test_check_message_without_elsewhere():
+    assert check_template("{{ message }}", {"participant": LEAF}) == [(0, 3, "unknown variable 'message'")]
+
+
+@pytest.mark.parametrize("text", ["{{ x", "{% if x %}", "{{ 1 + }}", "{% for %}{% endfor %}", "{% endif %}"])
+def test_check_syntax_error(text):
+    problems = check(text)
+    assert len(problems) == 1 and problems[0][2].startswith("template syntax error: ")
+
+
+def test_check_syntax_error_line_offset():
+    assert check("line one\nline two {{ x ")[0][0] == 1
+
+
+@pytest.mark.parametrize("text, line, col", [
+    ("a\n  {{ \"participant\" }} {{ participant.nme }}", 1, 37),  # a string literal is not the name
+    ("partcipant {{ partcipant }}", 0, 14),  # plain text is not the name either
+    ("{# partcipant #}{{ partcipant }}", 0, 19),
+    ("{{ vars.a }}\n{% if vars.greting %}x{% endif %}", 1, 11),
+    ("{{ vars.a.b }} {{ vars.a.c }}", 0, 25),
+    ("{{ vars . greting }}", 0, 10),
+    ("{{ participant['nme'] }}", 0, 15),
+])
+def test_check_columns(text, line, col):
+    (problem,) = check(text)
+    assert problem[:2] == (line, col)
+
+
+def test_check_reports_every_problem_sorted():
+    problems = check("{{ partcipant }}\n{{ vars.greting }} {{ participant.nme }}")
+    assert [p[:2] for p in problems] == [(0, 3), (1, 8), (1, 34)]
+
+
+def test_check_does_not_flag_globals_or_loop_helpers():
+    assert check("{% for i in range(3) %}{{ loop.index }}{{ i }}{% endfor %}") == []
+
+
+def test_check_flags_loop_outside_loop():
+    assert check("{{ loop.index }}") == [(0, 3, "unknown variable 'loop'")]
+
+
+def test_check_leaf_and_non_dict_specs_stop_checking():
+    assert check_template("{{ a.b.c }}{{ d.e }}", {"a": LEAF, "d": ANY}) == []
+
+
+@pytest.mark.parametrize("text, tag", [
+    ("{% include 'other.html' %}", "include"), ("{% extends 'base' %}", "extends"),
+    ("{% import 'm' as m %}", "import"), ("{% from 'm' import x %}", "fromimport"),
+])
+def test_check_flags_loading_other_templates(text, tag):
+    assert (0, 0, f"'{tag}' is not supported in bot templates") in check(text)
+
+
+def test_check_ignores_raw_blocks():
+    assert check("{% raw %}{{ partcipant }}{% endraw %}") == []
