@@ -77,27 +77,26 @@ def stage_body_schema(value: str) -> dict:
     return body_schema(value, _entry(value))
 
 
-def _prop(spec: dict, *, deprecated_to: str | None = None, deprecated: bool = False) -> dict:
+def _prop(spec: dict, *, param: bool) -> dict:
     prop: dict = {}
     if spec.get("type") is not None:
         prop["type"] = spec["type"]
     for key in ("default", "minimum", "maximum"):
         if key in spec:
             prop[key] = spec[key]
-    if deprecated:
+    if spec.get("deprecated"):
         prop["deprecated"] = True
-        prop["description"] = (f"Deprecated: use {deprecated_to} instead." if deprecated_to
-                               else "Deprecated (no replacement).")
+        if param:
+            to = spec.get("deprecated_to")
+            prop["description"] = f"Deprecated: use {to} instead." if to else "Deprecated (no replacement)."
     return prop
 
 
 def body_schema(value: str, entry: dict) -> dict:
     """The sub-schema of a catalog entry (also used by the generator on fresh data)."""
-    settings = {name: _prop(f, deprecated=f.get("deprecated", False))
-                for name, f in sorted(entry["settings"].items())}
+    settings = {name: _prop(f, param=False) for name, f in sorted(entry["settings"].items())}
     props: dict = {"type": {"const": value}}
-    for name, p in sorted(entry["params"].items()):
-        props[name] = _prop(p, deprecated_to=p["deprecated_to"], deprecated=p["deprecated"])
+    props.update((name, _prop(p, param=True)) for name, p in sorted(entry["params"].items()))
     if not entry.get("native"):
         props["api_key"] = {"type": "string"}  # may also come from <ENV_PREFIX>_API_KEY
     props["settings"] = {"type": "object", "properties": settings, "additionalProperties": False}

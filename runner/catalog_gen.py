@@ -51,7 +51,8 @@ class Mod:
                     self.syms.setdefault(a.asname or a.name, ("from", src, a.name))
             elif isinstance(node, ast.Import):
                 for a in node.names:
-                    self.syms.setdefault(a.asname or a.name.split(".")[0], ("module", a.name if a.asname else a.name.split(".")[0]))
+                    top = a.name.split(".")[0]  # `import a.b` binds `a`; `import a.b as c` binds a.b
+                    self.syms.setdefault(a.asname or top, ("module", a.name if a.asname else top))
             elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                 for t in getattr(node, "targets", [getattr(node, "target", None)]):
                     if isinstance(t, ast.Name):
@@ -263,7 +264,8 @@ def _init(cls: ast.ClassDef):
 
 
 def _calls(fn) -> list[ast.Call]:
-    return sorted((n for n in ast.walk(fn) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset)) if fn else []
+    calls = (n for n in ast.walk(fn) if isinstance(n, ast.Call)) if fn else ()
+    return sorted(calls, key=lambda n: (n.lineno, n.col_offset))
 
 
 def ctor_params(cref) -> dict:
@@ -284,7 +286,8 @@ def ctor_params(cref) -> dict:
             params[arg.arg] = {"type": fmt(ann(c[1], arg.annotation)), "required": default is None,
                                "deprecated": arg.arg in deps, "deprecated_to": deps.get(arg.arg),
                                **({"default": val} if ok else {})}
-        blocked |= {k.arg for call in _calls(init) if _name(call.func) == "__init__" for k in call.keywords if k.arg}
+        supers = (call for call in _calls(init) if _name(call.func) == "__init__")
+        blocked |= {k.arg for call in supers for k in call.keywords if k.arg}
         if a.kwarg is None:
             break
     return params
@@ -362,7 +365,8 @@ def build_catalog() -> tuple[dict, list[str]]:
             line = next(x for x in IMPORTS[d.value] if re.search(rf"\b{cls}\b", x))
             modname = re.match(r"from ([\w.]+) import", line)[1]
             cref = find_class(modname, cls)
-            params, (settings, aliases) = (ctor_params(cref), settings_fields(cref)) if cref else ({}, ({}, {}))
+            params = ctor_params(cref) if cref else {}
+            settings, aliases = settings_fields(cref) if cref else ({}, {})
             if not settings:
                 missing.append(f"{d.value}: {cls} in {modname}")
             extra = m[1] if (m := re.search(r"\[(.+)\]", d.package)) else None

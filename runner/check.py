@@ -8,7 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from . import humanize, sections, stages, templates
-from .check_actions import NEEDS_HINT, ActionChecker
+from .check_actions import NEEDS_HINT, NEEDS_TEXT, ActionChecker
 from .env import EnvResolver
 from .errors import ConfigError, Problem, did_you_mean
 from .events import EVENTS, MODES, common_variables, variables_for, where_available
@@ -33,6 +33,7 @@ class Checker:
         self.sandbox = templates.Sandbox()
         self.capabilities: set[str] = set()
         self.elsewhere = where_available()
+        self.bad_templates: set[str] = set()
 
     def report(self, path, message, hint=None, *, key=False, severity="error"):
         self.problems.append(self.doc.problem(tuple(path), message, hint, key=key, severity=severity))
@@ -40,11 +41,23 @@ class Checker:
     def check_template(self, text: str, path: tuple, variables: dict):
         line, col = self.doc.where(path)
         offset = 1 if self._char_at(line, col) in "\"'" else 0
-        for line_off, col_off, message in templates.check_template(text, variables, self.elsewhere):
+        found = templates.check_template(text, variables, self.elsewhere)
+        if found:
+            self.bad_templates.add(text)
+        for line_off, col_off, message in found:
             if line_off:
                 self.problems.append(Problem(self.doc.file, line + line_off, col_off + 1, message))
             else:
                 self.problems.append(Problem(self.doc.file, line, col + offset + col_off, message))
+
+    def compile(self, value, path: tuple):
+        """Compile the templates of a checked value; None when one cannot compile (already reported)."""
+        try:
+            return templates.compile_value(value, self.sandbox)
+        except templates.TemplateError as exc:
+            if not _strings(value) & self.bad_templates:
+                self.report(path, exc.message)
+            return None
 
     def _char_at(self, line: int, col: int) -> str:
         lines = self.doc.text.splitlines()
@@ -143,7 +156,7 @@ class Checker:
             if event.warning:
                 self.report(path, event.warning, key=True, severity="warning")
             if event.needs and event.needs not in self.capabilities:
-                self.report(path, f"event '{event_name}' needs a {event.needs} stage in this bot",
+                self.report(path, f"event '{event_name}' needs {NEEDS_TEXT.get(event.needs, event.needs)} in this bot",
                             NEEDS_HINT.get(event.needs), key=True)
             mode, items, items_path = "queued", value, path
             if isinstance(value, dict):
@@ -189,6 +202,14 @@ class Checker:
             triggers.append(Trigger(actions, self.doc.where(where)[0], pattern, item.get("continue") is True,
                                     number("after"), number("every")))
         return tuple(triggers)
+
+
+def _strings(value) -> set:
+    if isinstance(value, dict):
+        return set().union(*map(_strings, value.values()))
+    if isinstance(value, list):
+        return set().union(*map(_strings, value))
+    return {value} if isinstance(value, str) else set()
 
 
 def check_document(doc: Document, *, environ=None, allow_missing_env=False, dotenv=None) -> BotSpec:

@@ -9,6 +9,8 @@ from .actions import ACTIONS
 from .errors import did_you_mean
 from .spec import ActionNode
 
+NEEDS_TEXT = {"tts": "a tts stage", "llm": "an llm stage", "stt": "an stt stage", "vad": "a vad stage",
+              "audio_out": "audio output"}
 NEEDS_HINT = {
     "tts": "add a tts stage under pipeline: (for example '- tts: {type: piper_tts}')",
     "llm": "add an llm stage under pipeline: (for example '- llm: {type: openai_llm}')",
@@ -69,11 +71,11 @@ class ActionChecker:
                 report(path + (key,), f"unknown key '{key}' in action '{name}'{did_you_mean(key, allowed)}",
                        f"'{name}' may have: {', '.join(allowed)}" if len(allowed) > 1 else None, key=True)
         if entry.needs and entry.needs not in self.checker.capabilities:
-            report(path + (name,), f"'{name}' needs a {entry.needs.replace('_', ' ')} stage in this bot",
+            report(path + (name,), f"'{name}' needs {NEEDS_TEXT.get(entry.needs, entry.needs)} in this bot",
                    NEEDS_HINT.get(entry.needs), key=True)
         raw = item[name]
-        shorthand = bool(entry.shorthand) and not (isinstance(raw, dict) and (
-            set(raw) & set(entry.body["properties"]) or not raw))
+        shorthand = bool(entry.shorthand) and not (isinstance(raw, dict) and not _takes_mapping(
+            entry.body["properties"][entry.shorthand]))
         body = {entry.shorthand: raw} if shorthand else ({} if raw is None else raw)
         base = path + (name,)
         where = f"action '{name}'"
@@ -81,7 +83,8 @@ class ActionChecker:
             report(base, f"{where}: expected a mapping, got {humanize.describe(raw)}",
                    f"for example: {entry.example}" if entry.example else None)
             return None
-        for rel, message, hint, at_key in humanize.validate(entry.body, body, where):
+        hide = (entry.shorthand,) if shorthand else ()
+        for rel, message, hint, at_key in humanize.validate(entry.body, body, where, hide=hide):
             if shorthand and rel[:1] == (entry.shorthand,):
                 rel = rel[1:]
             report(base + rel, message, hint, key=at_key)
@@ -96,7 +99,9 @@ class ActionChecker:
             for concrete in _expand(item, pattern):
                 nested[concrete] = self.actions(_get(item, concrete), path + concrete)
         self.templates(raw, base, skip={c[1:] for c in nested if c[:1] == (name,)})
-        compiled = templates.compile_value(body, self.checker.sandbox)
+        compiled = self.checker.compile(body, base)
+        if compiled is None:
+            return None
         line, col = self.checker.doc.where(path)
         return ActionNode(name, compiled, MappingProxyType(nested), line, col)
 
@@ -111,6 +116,12 @@ class ActionChecker:
                 self.templates(inner, path + (index,), skip, rel + (index,))
         elif isinstance(value, str) and templates.is_template(value):
             self.checker.check_template(value, path, self.variables)
+
+
+def _takes_mapping(schema: dict) -> bool:
+    """Whether a shorthand value may itself be a mapping (then a mapping body is still shorthand)."""
+    options = schema.get("anyOf", [schema])
+    return any(o.get("type") in (None, "object") or "object" in (o.get("type") or ()) for o in options)
 
 
 def _get(item, path):

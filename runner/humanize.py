@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import jsonschema
 
-from .errors import did_you_mean
+from .errors import closest, did_you_mean
 from .registry import TEMPLATE
 
 _TYPE_NAMES = {"number": "a number", "integer": "a whole number", "string": "text", "boolean": "true or false",
@@ -55,11 +55,44 @@ def _is_template(value) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
-def humanize(error: jsonschema.ValidationError, where: str) -> list[tuple[tuple, str, str | None, bool]]:
-    """-> [(relative path, message, hint, points_at_key)] for one jsonschema error."""
+def _dotted(path: tuple) -> str:
+    dotted = ""
+    for part in path:
+        dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else str(part))
+    return dotted
+
+
+def _label(where: str, path: tuple, of: bool = False) -> str:
+    """``session.turn_stop`` for a section, ``action 'llm' field 'append[0].role'`` otherwise."""
+    if not path:
+        return where
+    if where.isidentifier():
+        return f"{where}.{_dotted(path)}"
+    return f"'{_dotted(path)}' of {where}" if of else f"{where} field '{_dotted(path)}'"
+
+
+def _suggest(value, options: list[str]) -> str:
+    """did-you-mean that also catches a wrong case ('get' -> 'GET')."""
+    same = [o for o in options if o.lower() == str(value).lower()]
+    return f" (did you mean '{same[0]}'?)" if same else did_you_mean(str(value), options)
+
+
+def humanize(error: jsonschema.ValidationError, where: str, hide: tuple = (),
+             templates: bool = True) -> list[tuple[tuple, str, str | None, bool]]:
+    """-> [(relative path, message, hint, points_at_key)] for one jsonschema error.
+
+    ``hide`` is a path prefix left out of field names (an action's shorthand key);
+    ``templates=False`` refuses ``{{ }}`` where nothing would render it (livekit, params, session).
+    """
     path = tuple(error.absolute_path)
     value = error.instance
     kind = error.validator
+    shown = path[len(hide):] if path[:len(hide)] == hide else path
+    label = _label(where, shown)
+    if _is_template(value) and not templates and kind in ("type", "pattern", "enum", "format", "const",
+                                                             "anyOf", "oneOf"):
+        return [(path, f"{label}: templates ({{{{ }}}}) are not allowed here", "write the value itself, "
+                 "or use ${VAR} for a value from the environment", False)]
     if kind in ("anyOf", "oneOf"):
         if _is_template(value):
             return []
@@ -67,44 +100,51 @@ def humanize(error: jsonschema.ValidationError, where: str) -> list[tuple[tuple,
         if branches and all(e.validator == "type" for e in branches):
             wanted = [t for e in branches for t in ([e.validator_value] if isinstance(e.validator_value, str)
                                                      else e.validator_value)]
-            return [(path, f"{where}: expected {_expected(sorted(set(wanted), key=wanted.index))}, "
+            return [(path, f"{label}: expected {_expected(sorted(set(wanted), key=wanted.index))}, "
                            f"got {describe(value)}", _type_hint(value, wanted), False)]
         if branches:
             best = jsonschema.exceptions.best_match(branches)
-            return humanize(best, where)
-        return [(path, f"{where}: {describe(value)} is not allowed here", None, False)]
+            return humanize(best, where, hide, templates)
+        return [(path, f"{label}: {describe(value)} is not allowed here", None, False)]
     if _is_template(value) and kind in ("type", "pattern", "enum", "format", "const"):
         return []  # checked when rendered
     if kind == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         extras = [k for k in value if k not in error.schema.get("properties", {})]
-        return [(path + (k,), f"unknown key '{k}' in {where}{did_you_mean(k, allowed)}",
-                 ("allowed keys: " + ", ".join(allowed)) if allowed and not did_you_mean(k, allowed) else None,
+        in_what = _label(where, shown, of=True)
+        none_hint = f"{in_what} takes no keys: write {{}}" if not allowed else None
+        return [(path + (k,), f"unknown key '{k}' in {in_what}{did_you_mean(k, allowed)}",
+                 ("allowed keys: " + ", ".join(allowed)) if allowed and not did_you_mean(k, allowed) else none_hint,
                  True) for k in extras]
     if kind == "required":
-        missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
-        return [(path, f"{where}: missing required key '{k}'", None, False) for k in missing]
+        known = error.schema.get("properties", {})
+        typos = {closest(k, known) for k in value if k not in known} if isinstance(value, dict) else set()
+        missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value
+                   and k not in typos]  # a misspelt key is reported once, as unknown
+        return [(path, f"{label}: missing required key '{k}'", None, False) for k in missing]
     if kind == "type":
         hint = _type_hint(value, error.validator_value)
-        return [(path, f"{where}: expected {_expected(error.validator_value)}, got {describe(value)}", hint, False)]
+        return [(path, f"{label}: expected {_expected(error.validator_value)}, got {describe(value)}", hint, False)]
     if kind == "enum":
         options = [str(o) for o in error.validator_value]
-        return [(path, f"{where}: {describe(value)} is not one of: {', '.join(options)}"
-                       f"{did_you_mean(str(value), options)}", None, False)]
+        return [(path, f"{label}: {describe(value)} is not one of: {', '.join(options)}"
+                       f"{_suggest(value, options)}", None, False)]
     if kind == "const":
-        return [(path, f"{where}: must be {describe(error.validator_value)}", None, False)]
+        return [(path, f"{label}: must be {describe(error.validator_value)}", None, False)]
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         words = {"minimum": "at least", "exclusiveMinimum": "more than", "maximum": "at most",
                  "exclusiveMaximum": "less than"}[kind]
-        return [(path, f"{where}: must be {words} {error.validator_value}, got {describe(value)}", None, False)]
+        return [(path, f"{label}: must be {words} {error.validator_value}, got {describe(value)}", None, False)]
     if kind == "pattern":
         note = error.schema.get("description")
-        return [(path, f"{where}: {describe(value)} does not have the expected form", note, False)]
+        return [(path, f"{label}: {describe(value)} does not have the expected form", note, False)]
     if kind in ("minItems", "minLength"):
-        return [(path, f"{where}: must not be empty", None, False)]
+        return [(path, f"{label}: must not be empty", None, False)]
+    if kind == "maxLength":
+        return [(path, f"{label}: must be at most {error.validator_value} characters long", None, False)]
     if kind == "format" and error.validator_value == "regex":
-        return [(path, f"{where}: {describe(value)} is not a valid regular expression", None, False)]
-    return [(path, f"{where}: {error.message}", None, False)]
+        return [(path, f"{label}: {describe(value)} is not a valid regular expression", None, False)]
+    return [(path, f"{label}: {error.message}", None, False)]
 
 
 def _type_hint(value, wanted) -> str | None:
@@ -121,9 +161,9 @@ def _is_template_branch(error: jsonschema.ValidationError) -> bool:
         error.schema.get("pattern") == TEMPLATE["pattern"]
 
 
-def validate(schema: dict, instance, where: str):
+def validate(schema: dict, instance, where: str, *, hide: tuple = (), templates: bool = True):
     """Every problem in ``instance``, humanized, in document order."""
     found = []
     for error in validator(schema).iter_errors(instance):
-        found.extend(humanize(error, where))
+        found.extend(humanize(error, where, hide, templates))
     return found

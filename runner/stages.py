@@ -104,8 +104,10 @@ def _check_stage(checker, kind, body, path, variables) -> StageSpec | None:
     if stage_type != PYTHON:
         _check_api_key(checker, stage_type, body, path)
     _check_templates(checker, body, path, variables)
-    line = checker.doc.where(path)[0]
-    return StageSpec(kind, stage_type, MappingProxyType(templates.compile_value(dict(body), checker.sandbox)), line)
+    compiled = checker.compile(dict(body), path)
+    if compiled is None:
+        return None
+    return StageSpec(kind, stage_type, MappingProxyType(compiled), checker.doc.where(path)[0])
 
 
 def _check_api_key(checker, stage_type: str, body: dict, path: tuple) -> None:

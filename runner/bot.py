@@ -1,0 +1,135 @@
+"""One running bot: its current spec, session state, dispatcher and generations.
+
+The spec can be swapped by reload at any time; state (room, participants, who has been
+greeted) lives here so it survives reconnects, reloads and new generations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from loguru import logger
+
+from .dispatch import Dispatcher
+from .effects import LiveEffects
+from .engine import SessionState, Trace
+from .generation import Generation, Outcome
+from .spec import BotSpec
+
+BACKOFF = (0.5, 1.0, 2.0, 3.0)
+
+
+class BotFatal(Exception):
+    """The bot cannot run (first connect refused, duplicate identity, removed)."""
+
+
+class BotRuntime:
+    def __init__(self, spec: BotSpec, server, *, once: bool = False, trace: Trace | None = None):
+        self.spec = spec
+        self.server = server
+        self.once = once
+        self.state = SessionState()
+        self.trace = trace or Trace()
+        self.effects = LiveEffects(self)
+        self.dispatcher = Dispatcher(self)
+        self.generation: Generation | None = None
+        self.connected_once = False
+        self.stopping = False
+        self.generations = 0
+        self.session_started = time.monotonic()
+        self._session_tasks: list[asyncio.Task] = []
+        self._session_ending = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def participants(self) -> list[str]:
+        gen = self.generation
+        if gen is None or gen.room is None:
+            return []
+        return sorted(p for p in gen.room.remote_participants if p != self.spec.identity)
+
+    async def run(self, *, fatal_first_connect: bool = False) -> str:
+        """Keep the bot in its room until stopped. Returns why it finished."""
+        failures = 0
+        while not self.stopping:
+            self.generations += 1
+            gen = Generation(self, self.generations)
+            self.generation = gen
+            try:
+                outcome = await gen.run()
+            finally:
+                self.generation = None
+            if self.stopping or outcome.kind == "stopped":
+                return "stopped"
+            if outcome.kind == "connect_failed":
+                if fatal_first_connect and not self.connected_once:
+                    raise BotFatal(outcome.message)
+                failures += 1
+                logger.warning(f"[{self.name}] {outcome.message}; retrying")
+                await self._sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
+                continue
+            failures = 0 if outcome.connected else failures + 1
+            if outcome.kind in ("duplicate", "removed"):
+                reason = ("another participant joined with the same identity "
+                          f"'{self.spec.identity}'" if outcome.kind == "duplicate" else "the bot was removed from the room")
+                logger.error(f"[{self.name}] left the room: {reason}; not rejoining")
+                raise BotFatal(reason)
+            if outcome.kind == "ended":
+                await self._end_session_state()
+                if self.once:
+                    return "ended"
+                logger.info(f"[{self.name}] session ended; rejoining to wait for the next person")
+                continue
+            logger.warning(f"[{self.name}] lost the connection ({outcome.message}); rejoining")
+            await self._sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
+        return "stopped"
+
+    async def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < end:
+            await asyncio.sleep(min(0.1, end - time.monotonic()))
+
+    async def end_session(self, now: bool = False) -> None:
+        """The `end` action: leave the room (after queued speech unless now) and reset state."""
+        gen = self.generation
+        if gen is not None:
+            gen.finish("ended", "end action", now=now or not gen.has_audio_out)
+
+    async def _end_session_state(self) -> None:
+        await self.dispatcher.stop()
+        for task in self._session_tasks:
+            task.cancel()
+        self._session_tasks.clear()
+        self.state.reset()
+        self.session_started = time.monotonic()
+
+    def pipeline_started(self, gen: Generation) -> None:
+        """Session timers start with the first generation of a session."""
+        if self._session_tasks:
+            return
+        from .timers import session_tasks
+        self._session_tasks = session_tasks(self)
+
+    async def stop(self) -> None:
+        """Leave the room now (SIGINT/SIGTERM, a deleted bot file)."""
+        self.stopping = True
+        await self.dispatcher.stop()
+        for task in self._session_tasks:
+            task.cancel()
+        gen = self.generation
+        if gen is not None:
+            gen.finish("stopped")
+            if gen._finish_task is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(gen._finish_task), timeout=2.5)
+                except (asyncio.TimeoutError, Exception):
+                    pass
+
+    def swap_spec(self, spec: BotSpec) -> None:
+        self.spec = spec
+
+
+__all__ = ["BotRuntime", "BotFatal", "Outcome"]

@@ -1,0 +1,161 @@
+"""Many bots in one process: the dev server, signals, isolation, exit codes.
+
+One SIGINT/SIGTERM handler for the process (pipecat's runners get none): the first
+signal makes every bot leave within 3 s; a second ^C exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import click
+from loguru import logger
+
+from . import logs
+from .bot import BotFatal, BotRuntime
+from .server import Server, remote_server, url_for
+
+STOP_TIMEOUT = 3.0
+
+
+class Supervisor:
+    def __init__(self, specs, *, once: bool = False, reload: bool = False, files=(), playground: bool = False,
+                 port: int = 0, environ=os.environ):
+        self.specs = list(specs)
+        self.files = list(files)
+        self.once = once
+        self.reload = reload
+        self.playground = playground
+        self.port = port
+        self.environ = environ
+        self.bots: dict[str, BotRuntime] = {}  # file -> runtime
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.devserver = None
+        self.embedded: Server | None = None
+        self.stop_event = asyncio.Event()
+        self.signal_code: int | None = None
+        self.fatal: list[str] = []
+
+    def server_for(self, spec) -> Server:
+        if url_for(spec, self.environ) is None:
+            return self.embedded
+        return remote_server(spec, self.environ)
+
+    async def start_embedded(self) -> None:
+        from .devserver import DevServer
+        self.devserver = DevServer()
+        await self.devserver.start()
+        self.embedded = Server(self.devserver.url, self.devserver.api_key, self.devserver.api_secret, embedded=True)
+        logs.register_secrets([self.devserver.api_secret])
+
+    def banner(self) -> None:
+        from .tokens import person_token
+        click.echo(f"LiveKit dev server: {self.embedded.url}  (key devkey; stops when lkrun stops)")
+        for spec in self.specs:
+            if url_for(spec, self.environ) is None:
+                token = person_token(self.embedded.api_key, self.embedded.api_secret, room=spec.room,
+                                     identity="you", name="You")
+                click.echo(f"  bot '{spec.name}' in room '{spec.room}'. Join as a person with this token:\n"
+                           f"  {token}")
+
+    def start_bot(self, key: str, spec) -> BotRuntime:
+        logs.register_secrets(spec.secrets)
+        bot = BotRuntime(spec, self.server_for(spec), once=self.once)
+        self.bots[key] = bot
+        single = len(self.specs) == 1
+        self.tasks[key] = asyncio.ensure_future(self._guard(key, bot, single))
+        return bot
+
+    async def _guard(self, key: str, bot: BotRuntime, single: bool) -> None:
+        """One bot's crash never stops another."""
+        try:
+            await bot.run(fatal_first_connect=single)
+        except BotFatal as exc:
+            self.fatal.append(f"{bot.name}: {exc}")
+            if single:
+                click.echo(f"error: {exc}", err=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug or a broken stage: report it, keep the others
+            logger.opt(exception=exc).error(f"[{bot.name}] crashed: {type(exc).__name__}: {exc}")
+            self.fatal.append(f"{bot.name}: crashed")
+        finally:
+            if all(t.done() or t is asyncio.current_task() for t in self.tasks.values()) and not self.reload:
+                self.stop_event.set()
+
+    def install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_signal, sig)
+
+    def handle_signal(self, sig) -> None:
+        if self.signal_code is not None:
+            if sig == signal.SIGINT:
+                click.echo("forced exit", err=True)
+                os._exit(130)
+            return
+        self.signal_code = 130 if sig == signal.SIGINT else 0
+        click.echo("stopping: every bot is leaving its room", err=True)
+        self.stop_event.set()
+
+    async def stop_all(self) -> None:
+        bots = list(self.bots.values())
+        if bots:
+            await asyncio.wait([asyncio.ensure_future(b.stop()) for b in bots], timeout=STOP_TIMEOUT)
+        pending = [t for t in self.tasks.values() if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=0.5)
+
+    async def main(self) -> int:
+        self.install_signals()
+        try:
+            if any(url_for(s, self.environ) is None for s in self.specs):
+                try:
+                    await self.start_embedded()
+                except Exception as exc:
+                    click.echo(f"error: {exc}", err=True)
+                    return 1
+                self.banner()
+            for spec in self.specs:
+                self.start_bot(spec.file, spec)
+            if self.reload:
+                from .reload import watch_task
+                self.tasks["__watch__"] = asyncio.ensure_future(watch_task(self))
+            await self.stop_event.wait()
+        finally:
+            await self.stop_all()
+            if self.devserver is not None:
+                await self.devserver.stop()
+        if self.signal_code is not None:
+            return self.signal_code
+        if len(self.specs) == 1 and self.fatal:
+            return 1
+        return 0
+
+
+def run_cli(paths, *, reload=True, once=False, verbose=False, playground=False, port=0) -> int:
+    logs.setup(verbose)
+    from .commands import check_many, expand
+    files, problems = expand(paths)
+    specs, found = check_many(files)
+    problems = sorted(problems + found)
+    for problem in problems:
+        click.echo(problem.render(), err=True)
+    if any(p.severity == "error" for p in problems) or not files:
+        if not files:
+            click.echo("error: no bot files to run", err=True)
+        return 1
+    supervisor = Supervisor(specs, once=once, reload=False, files=files, playground=playground, port=port)
+    try:
+        return asyncio.run(supervisor.main())
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(sys.argv[1:]))

@@ -1,0 +1,67 @@
+"""Session clocks: `timer` triggers, `idle` steps and `session.max_duration`.
+
+Activity (speech, data, chat) resets the idle steps; they escalate in order of `after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from loguru import logger
+
+
+class IdleClock:
+    def __init__(self):
+        self.last = time.monotonic()
+        self.fired: set[int] = set()
+
+    def activity(self) -> None:
+        self.last = time.monotonic()
+        self.fired.clear()
+
+
+def session_tasks(bot) -> list[asyncio.Task]:
+    tasks = [asyncio.ensure_future(_timers(bot)), asyncio.ensure_future(_idle(bot))]
+    if bot.spec.session.get("max_duration"):
+        tasks.append(asyncio.ensure_future(_max_duration(bot)))
+    return tasks
+
+
+async def _timers(bot) -> None:
+    started = time.monotonic()
+    next_due: dict[int, float] = {}
+    while True:
+        handler = bot.spec.on.get("timer")
+        now = time.monotonic()
+        for index, trigger in enumerate(handler.triggers if handler else ()):
+            due = next_due.setdefault(index, started + (trigger.after if trigger.after is not None
+                                                        else trigger.every))
+            if now >= due:
+                bot.dispatcher.fire("timer", None, _nodes=trigger.actions)
+                next_due[index] = now + trigger.every if trigger.every else float("inf")
+        await asyncio.sleep(0.1)
+
+
+async def _idle(bot) -> None:
+    clock = bot.idle = getattr(bot, "idle", None) or IdleClock()
+    clock.activity()
+    while True:
+        handler = bot.spec.on.get("idle")
+        quiet = time.monotonic() - clock.last
+        for index, trigger in enumerate(sorted(handler.triggers, key=lambda t: t.after) if handler else ()):
+            if quiet >= trigger.after and index not in clock.fired:
+                clock.fired.add(index)
+                bot.dispatcher.fire("idle", None, _nodes=trigger.actions)
+        timeout = bot.spec.session.get("idle_timeout")
+        if timeout and quiet >= timeout:
+            logger.info(f"[{bot.name}] no activity for {timeout:g} s: ending the session")
+            await bot.end_session(now=False)
+            clock.activity()
+        await asyncio.sleep(0.1)
+
+
+async def _max_duration(bot) -> None:
+    await asyncio.sleep(float(bot.spec.session["max_duration"]))
+    logger.info(f"[{bot.name}] session reached max_duration: ending it")
+    await bot.end_session(now=False)
