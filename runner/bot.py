@@ -64,6 +64,8 @@ class BotRuntime:
                 self.generation = None
             if self.stopping or outcome.kind == "stopped":
                 return "stopped"
+            if outcome.kind == "build_failed":  # a stage cannot start here: retrying will not help
+                raise BotFatal(outcome.message)
             if outcome.kind == "connect_failed":
                 if fatal_first_connect and not self.connected_once:
                     raise BotFatal(outcome.message)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
 from . import humanize, sections, stages, templates
 from .check_actions import NEEDS_HINT, NEEDS_TEXT, ActionChecker
-from .env import EnvResolver
+from .env import EnvResolver, mask
 from .errors import ConfigError, Problem, did_you_mean
 from .events import EVENTS, MODES, common_variables, variables_for, where_available
 from .spec import BotSpec, Handler, Trigger
@@ -36,6 +37,9 @@ class Checker:
         self.bad_templates: set[str] = set()
 
     def report(self, path, message, hint=None, *, key=False, severity="error"):
+        path = tuple(path)
+        if any(path[:len(failed)] == failed for failed in self.env.failed):
+            return  # an unset ${VAR} is reported once, not again as the empty value it left behind
         self.problems.append(self.doc.problem(tuple(path), message, hint, key=key, severity=severity))
 
     def check_template(self, text: str, path: tuple, variables: dict):
@@ -69,20 +73,24 @@ class Checker:
         value = data.get(key)
         if value is None:
             return {}
-        for rel, message, hint, at_key in humanize.validate(schema, value, key):
+        for rel, message, hint, at_key in humanize.validate(schema, value, key, templates=False):
             self.report((key,) + rel, message, hint, key=at_key)
         return value if isinstance(value, dict) else {}
 
     def run(self) -> BotSpec:
         raw = self.doc.data
         if raw is None:
-            raw = {}
+            raise ConfigError(self.doc.problem((), "the file is empty; a bot file needs at least 'version: 1' "
+                                                   "and 'livekit:'", "see 'lkrun new NAME' for a starter"))
         if not isinstance(raw, dict):
             raise ConfigError(self.doc.problem((), "a bot file must be a mapping of keys such as 'version:', "
                                                    "'livekit:' and 'on:'", "see 'lkrun new NAME' for a starter"))
         version = raw.get("version")
         if version is None:
             self.report((), "missing 'version: 1' at the top of the file", "add the line 'version: 1'")
+        elif isinstance(version, bool) or not isinstance(version, (int, float)):
+            self.report(("version",), f"version: expected the number {sections.VERSION}, got "
+                                      f"{humanize.describe(version)}", f"write 'version: {sections.VERSION}'")
         elif version != sections.VERSION:
             self.report(("version",), f"this file is version {humanize.describe(version)}, but this lkrun "
                                       f"reads version {sections.VERSION}",
@@ -99,9 +107,9 @@ class Checker:
                 self.report((key,), f"{key}: expected text, got {humanize.describe(data[key])}")
         name = data.get("name") if isinstance(data.get("name"), str) else Path(self.doc.file).stem
         livekit = self.section(data, "livekit", sections.LIVEKIT)
-        if "livekit" not in data:
-            self.report((), "missing 'livekit:' section (at least 'room:')",
-                        "add:\nlivekit:\n  room: lobby\n  identity: " + name)
+        if data.get("livekit") is None:
+            self.report(("livekit",) if "livekit" in data else (), "missing 'livekit:' section (at least 'room:')",
+                        f"add 'livekit: {{room: lobby, identity: {name}}}'", key=True)
         params = dict(self.section(data, "params", sections.params_schema()))
         session = {**sections.SESSION_DEFAULTS, **self.section(data, "session", sections.SESSION)}
         bot_vars = data.get("vars") or {}
@@ -114,6 +122,7 @@ class Checker:
         self.capabilities = {s.kind for s in pipeline} | {
             c for c, k in (("audio_out", "audio_out_enabled"), ("audio_in", "audio_in_enabled")) if params.get(k)}
         handlers = self._on(data.get("on"), shape)
+        self.problems = [_masked(p, self.env.secrets) for p in self.problems]
         errors = [p for p in self.problems if p.severity == "error"]
         if errors:
             raise ConfigError(self.problems)
@@ -141,7 +150,7 @@ class Checker:
             return handlers
         if not isinstance(on, dict):
             self.report(("on",), "on: expected a mapping of event names to action lists",
-                        "for example:\non:\n  participant_connected:\n    - say: Hello")
+                        "put event names under 'on:', each with a list of actions (see 'lkrun events')")
             return handlers
         for event_name, value in on.items():
             path = ("on", event_name)
@@ -177,8 +186,8 @@ class Checker:
     def _triggers(self, event, items, path, variables) -> tuple:
         if not isinstance(items, list):
             self.report(path, f"'{event.name}' takes a list of triggers, got {humanize.describe(items)}",
-                        "for example:\n  - " + ("match: hello\n    do: [...]" if event.name == "user_said"
-                                                else "after: 10\n    do: [...]"))
+                        "write each trigger as '- " + ("match: REGEX" if event.name == "user_said" else
+                                                       "after: SECONDS") + "' with a 'do:' list of actions")
             return ()
         triggers = []
         for index, item in enumerate(items):
@@ -186,15 +195,17 @@ class Checker:
             if not isinstance(item, dict):
                 self.report(where, f"a '{event.name}' trigger must be a mapping, got {humanize.describe(item)}")
                 continue
-            for rel, message, hint, at_key in humanize.validate(event.trigger, item, f"{event.name} trigger"):
-                self.report(where + rel, message, hint, key=at_key)
-            pattern = None
+            pattern, bad_pattern = None, False
             if isinstance(item.get("match"), str):
                 try:
                     pattern = re.compile(item["match"])
                 except re.error as exc:
+                    bad_pattern = True
                     self.report(where + ("match",), f"invalid pattern: {exc.msg} (at position {exc.pos})",
                                 "this is a Python regular expression; escape special characters with \\\\")
+            for rel, message, hint, at_key in humanize.validate(event.trigger, item, f"{event.name} trigger"):
+                if not (bad_pattern and rel == ("match",)):
+                    self.report(where + rel, message, hint, key=at_key)
             if event.name == "timer" and "every" not in item and "after" not in item:
                 self.report(where, "a timer needs 'every: SECONDS' or 'after: SECONDS'")
             actions = ActionChecker(self, variables, event.name).actions(item.get("do"), where + ("do",))
@@ -202,6 +213,13 @@ class Checker:
             triggers.append(Trigger(actions, self.doc.where(where)[0], pattern, item.get("continue") is True,
                                     number("after"), number("every")))
         return tuple(triggers)
+
+
+def _masked(problem: Problem, secrets) -> Problem:
+    if not secrets:
+        return problem
+    hint = mask(problem.hint, secrets) if problem.hint else problem.hint
+    return replace(problem, message=mask(problem.message, secrets), hint=hint)
 
 
 def _strings(value) -> set:

@@ -81,7 +81,7 @@ class ActionChecker:
         where = f"action '{name}'"
         if not isinstance(body, dict):
             report(base, f"{where}: expected a mapping, got {humanize.describe(raw)}",
-                   f"for example: {entry.example}" if entry.example else None)
+                   "for example: " + ", ".join(entry.example.splitlines()) if entry.example else None)
             return None
         hide = (entry.shorthand,) if shorthand else ()
         for rel, message, hint, at_key in humanize.validate(entry.body, body, where, hide=hide):
@@ -93,7 +93,10 @@ class ActionChecker:
                 report(path + (key,), f"'{key}' of '{name}' must be a list of actions, got "
                                       f"{humanize.describe(item[key])}", "start each action with '- '")
         if entry.check:
-            entry.check(body, lambda rel, message, hint=None: report(base + rel, message, hint))
+            try:
+                entry.check(body, lambda rel, message, hint=None: report(base + rel, message, hint))
+            except (ValueError, TypeError, LookupError) as exc:  # a registry check must never crash validate
+                report(base, f"{where}: {exc}")
         nested = {}
         for pattern in entry.nested:
             for concrete in _expand(item, pattern):
@@ -121,7 +124,7 @@ class ActionChecker:
 def _takes_mapping(schema: dict) -> bool:
     """Whether a shorthand value may itself be a mapping (then a mapping body is still shorthand)."""
     options = schema.get("anyOf", [schema])
-    return any(o.get("type") in (None, "object") or "object" in (o.get("type") or ()) for o in options)
+    return any(o.get("type") == "object" or "object" in (o.get("type") or ()) for o in options)
 
 
 def _get(item, path):

@@ -87,6 +87,7 @@ class EnvResolver:
         self.problems: list[Problem] = []
         self.secrets: set[str] = set()
         self.referenced: set[str] = set()
+        self.failed: set[tuple] = set()  # paths whose ${VAR} is unset (their empty value is not re-reported)
 
     def lookup(self, name: str) -> str | None:
         if name in self.environ:
@@ -152,6 +153,7 @@ class EnvResolver:
                 found = default
             if found is None:
                 severity = "warning" if self.allow_missing else "error"
+                self.failed.add(tuple(path))
                 self.problems.append(self.doc.problem(
                     path, f"environment variable '{name}' is not set",
                     f"set {name} in the environment or in a .env file beside the bot, "

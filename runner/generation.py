@@ -72,7 +72,13 @@ class Generation:
 
         params = {"audio_out_end_silence_secs": 0, **spec.params}
         self.transport = LiveKitTransport(bot.server.url, token, spec.room, params=LiveKitParams(**params))
-        processors = build_processors(spec, self.transport, bot)
+        try:
+            processors = await build_processors(spec, self.transport, bot)
+        except Exception as exc:
+            from .services import StageBuildError
+            if isinstance(exc, StageBuildError):
+                return Outcome("build_failed", str(exc))
+            raise
         self.worker = PipelineWorker(
             Pipeline(processors),
             params=PipelineParams(enable_metrics=bool(spec.session.get("metrics")),

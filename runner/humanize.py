@@ -66,6 +66,9 @@ def _label(where: str, path: tuple, of: bool = False) -> str:
     """``session.turn_stop`` for a section, ``action 'llm' field 'append[0].role'`` otherwise."""
     if not path:
         return where
+    if isinstance(path[0], int):  # a list written directly under the key (choose's branches)
+        entry = f"{where} entry {path[0] + 1}"
+        return _label(entry, path[1:], of) if path[1:] else entry
     if where.isidentifier():
         return f"{where}.{_dotted(path)}"
     return f"'{_dotted(path)}' of {where}" if of else f"{where} field '{_dotted(path)}'"

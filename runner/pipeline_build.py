@@ -7,8 +7,8 @@ pipeline for pipecat to set it up). Voice stages are built by ``voice.py``.
 from __future__ import annotations
 
 
-def build_processors(spec, transport, bot) -> list:
+async def build_processors(spec, transport, bot) -> list:
     if not spec.pipeline:
         return [transport.input(), transport.output()]
     from .voice import build_voice_processors
-    return build_voice_processors(spec, transport, bot)
+    return await build_voice_processors(spec, transport, bot)

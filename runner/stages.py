@@ -45,7 +45,7 @@ def check_pipeline(checker, value, variables: dict) -> list[StageSpec]:
         return []
     if not isinstance(value, list):
         checker.report(("pipeline",), "pipeline: expected a list of stages",
-                       "for example:\npipeline:\n  - stt: {type: whisper_stt}\n  - tts: {type: piper_tts}")
+                       "write one stage per '- ', e.g. '- stt: {type: whisper_stt}'")
         return []
     found: list[StageSpec] = []
     for index, item in enumerate(value):

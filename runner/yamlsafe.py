@@ -95,7 +95,8 @@ class _BotLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, y
                            "write the value out in full; anchors and aliases are refused for safety")
         tag = getattr(event, "tag", None)
         if tag and tag != "!" and tag not in _PLAIN_TAGS:
-            raise _Refused(event.start_mark, f"YAML tag '{tag}' is not allowed in bot files",
+            shown = "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
+            raise _Refused(event.start_mark, f"YAML tag '{shown}' is not allowed in bot files",
                            "remove the '!' tag; use ${VAR} for environment values")
         self._depth += 1
         try:
@@ -107,6 +108,7 @@ class _BotLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, y
             self._depth -= 1
 
 
+_YAML_TAG = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")}
 _BRACKETS = re.compile(r"[\[\]{}]")
 
@@ -154,6 +156,10 @@ _YAML_MESSAGES = [
 ]
 
 
+_START_CONTEXTS = ("while scanning a quoted scalar",)
+_UNCLOSED = {"while parsing a flow mapping": "{}", "while parsing a flow sequence": "[]"}
+
+
 def _explain_yaml(exc: yaml.MarkedYAMLError) -> tuple[str, str | None]:
     raw = f"{exc.context or ''} {exc.problem or ''}".strip() or str(exc)
     for pattern, message, hint in _YAML_MESSAGES:
@@ -168,8 +174,14 @@ def load_text(text: str, file: str) -> Document:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise ConfigError(Problem(file, 1, 1, f"the file is larger than {MAX_BYTES // 1024} KiB",
                                   "split it into several bot files"))
-    if "\x00" in text:
-        raise ConfigError(Problem(file, 1, 1, "the file contains a NUL byte; it is not a text file"))
+    bad = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        col = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        what = "a NUL byte; it is not a text file" if bad.group() == "\x00" else \
+            f"the control character U+{ord(bad.group()):04X}, which YAML does not allow"
+        raise ConfigError(Problem(file, line, col, f"the file contains {what}",
+                                  None if bad.group() == "\x00" else "delete it (it is often invisible)"))
     _check_flow_depth(text, file)
     loader = _BotLoader(text)
     doc = Document(file=file, data=None, text=text)
@@ -181,8 +193,13 @@ def load_text(text: str, file: str) -> Document:
         raise ConfigError(Problem(file, exc.mark.line + 1, exc.mark.column + 1, exc.message, exc.hint)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message, hint = _explain_yaml(exc)
+        unclosed = _UNCLOSED.get(exc.context or "") if "<stream end>" in (exc.problem or "") else None
+        if unclosed and exc.context_mark:
+            message, hint = f"a '{unclosed[0]}' is not closed", f"add the closing '{unclosed[1]}'"
+        if (unclosed or exc.context in _START_CONTEXTS) and exc.context_mark:
+            mark = exc.context_mark  # an unclosed quote or bracket: point at where it was opened
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ConfigError(Problem(file, line, col, message, hint)) from None
     except ConfigError:
         raise
@@ -231,8 +248,10 @@ def _build(node, path: Path, doc: Document, loader: _BotLoader):
     if isinstance(node, MappingNode):
         result: dict = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise _Refused(key_node.start_mark, "merge keys ('<<') are not allowed in bot files")
+            if key_node.tag == "tag:yaml.org,2002:merge" or (
+                    isinstance(key_node, ScalarNode) and key_node.value == "<<" and key_node.style is None):
+                raise _Refused(key_node.start_mark, "merge keys ('<<') are not allowed in bot files",
+                               "write the keys out in full")
             if not isinstance(key_node, ScalarNode):
                 raise _Refused(key_node.start_mark, "a key must be plain text, not a list or mapping",
                                "check the indentation of this line")
