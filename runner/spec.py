@@ -43,6 +43,17 @@ class Handler:
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """An LLM function whose handler is an action list."""
+
+    name: str
+    description: str
+    parameters: dict
+    actions: tuple
+    result: object  # a compiled template or a literal
+
+
+@dataclass(frozen=True)
 class StageSpec:
     kind: str  # vad | stt | llm | tts
     type: str
@@ -61,6 +72,7 @@ class BotSpec:
     pipeline: tuple
     vars: dict
     on: MappingProxyType  # event name -> Handler
+    tools: tuple = ()  # ToolSpec
     secrets: frozenset = field(default=frozenset(), repr=False)
     warnings: tuple = ()
     raw: dict = field(default_factory=dict, repr=False, compare=False)  # resolved data, for reload diffs

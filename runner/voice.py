@@ -109,30 +109,39 @@ async def build_voice_processors(spec, transport, bot) -> list:
         processors += [built["stt"], SpeakerTap(bot)]
     assistant = None
     if hears:
-        from pipecat.processors.aggregators.llm_context import LLMContext
         from pipecat.processors.aggregators.llm_response_universal import (LLMContextAggregatorPair,
                                                                            LLMUserAggregatorParams)
         vad = built.get("vad")
         if vad is None:
             from .services import build_vad
             vad = await asyncio.to_thread(build_vad, {}, spec)
-        user, assistant = LLMContextAggregatorPair(LLMContext(), user_params=LLMUserAggregatorParams(
+        user, assistant = LLMContextAggregatorPair(_context(spec), user_params=LLMUserAggregatorParams(
             vad_analyzer=vad, user_turn_strategies=_turn_strategies(spec.session)))
         _wire_turn_events(user, bot)
         processors += [user, TurnRouter(bot, "llm" in built)]
     elif "llm" in built:
-        from pipecat.processors.aggregators.llm_context import LLMContext
         from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
-        user, assistant = LLMContextAggregatorPair(LLMContext())
+        user, assistant = LLMContextAggregatorPair(_context(spec))
         processors.append(user)
     if "llm" in built:
         processors.append(built["llm"])
+        if spec.tools:
+            from .tools import register_tools
+            register_tools(built["llm"], bot)
     if "tts" in built:
         processors.append(built["tts"])
     processors += [transport.output(), SpeechEvents(bot)]
     if assistant is not None and "llm" in built:
         processors.append(assistant)
     return processors
+
+
+def _context(spec):
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    if spec.tools:
+        from .tools import tools_schema
+        return LLMContext(tools=tools_schema(spec.tools))
+    return LLMContext()
 
 
 def _wire_turn_events(user, bot) -> None:

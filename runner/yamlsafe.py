@@ -149,6 +149,9 @@ _YAML_MESSAGES = [
      "a key must be plain text", "quote the key or fix the indentation"),
     (re.compile(r"found undefined alias|found undefined tag handle"),
      "aliases and tags are not allowed in bot files", None),
+    (re.compile(r"expected ',' or '[\]}]', but got"),
+     "unexpected text inside [ ] or { }",
+     "put quotes around text that contains , : ? # [ ] { } (for example say: \"Are you there?\")"),
     (re.compile(r"while scanning a quoted scalar"),
      "a quoted value is not closed", "add the closing quote"),
     (re.compile(r"found character '(.)' that cannot start any token"),
@@ -165,7 +168,7 @@ def _explain_yaml(exc: yaml.MarkedYAMLError) -> tuple[str, str | None]:
     for pattern, message, hint in _YAML_MESSAGES:
         match = pattern.search(raw)
         if match:
-            return message.format(*match.groups()), hint
+            return (message.format(*match.groups()) if match.groups() else message), hint
     return f"invalid YAML: {exc.problem or raw}", None
 
 
