@@ -38,6 +38,7 @@ class Supervisor:
         self.stop_event = asyncio.Event()
         self.signal_code: int | None = None
         self.fatal: list[str] = []
+        self.playground_server = None  # runner.playground.Playground, when --playground
 
     def server_for(self, spec) -> Server:
         if url_for(spec, self.environ) is None:
@@ -60,6 +61,24 @@ class Supervisor:
                                      identity="you", name="You")
                 click.echo(f"  bot '{spec.name}' in room '{spec.room}'. Join as a person with this token:\n"
                            f"  {token}")
+
+    async def start_playground(self) -> None:
+        """The loopback page to talk to the bots; a taken port is a warning, not a failure."""
+        from .playground import Playground, PlaygroundError
+        server = Playground(self, port=self.port)
+        try:
+            url = await server.start()
+        except PlaygroundError as exc:
+            click.echo(f"warning: {exc}; running without the playground", err=True)
+            return
+        self.playground_server = server
+        built = "" if server.built else "  (not built yet: the page says how)"
+        click.echo(f"Playground: {url}  (talk to your bots in a browser){built}")
+
+    def notice(self, key: str, kind: str, message: str) -> None:
+        """A reload ("reload") or invalid-edit ("error") notice, for the playground's trace panel."""
+        if self.playground_server is not None:
+            self.playground_server.notice(key, kind, message)
 
     def start_bot(self, key: str, spec) -> BotRuntime:
         logs.register_secrets(spec.secrets)
@@ -123,11 +142,15 @@ class Supervisor:
                 self.banner()
             for spec in self.specs:
                 self.start_bot(spec.file, spec)
+            if self.playground:
+                await self.start_playground()
             if self.reload:
                 from .reload import watch_task
                 self.tasks["__watch__"] = asyncio.ensure_future(watch_task(self))
             await self.stop_event.wait()
         finally:
+            if self.playground_server is not None:
+                await self.playground_server.stop()
             await self.stop_all()
             if self.devserver is not None:
                 await self.devserver.stop()

@@ -11,6 +11,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 need_apt=()
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)   # the playground's browser test
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="none"; fi
   if [ "$SUDO" = none ]; then
@@ -34,5 +35,21 @@ say "installing lkrun into .venv (pip install -e '.[test,offline]')"
 
 # 3. The LiveKit server (built from source with Go; skipped when present).
 bash scripts/install-livekit-server.sh
+
+# 4. The playground page: livekit-client bundled by esbuild into runner/playground/static/dist/
+#    (git-ignored; lkrun serves it itself, nothing is fetched when the page runs).
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+    say "installing the playground's npm packages (npm ci in web/)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  bundle=runner/playground/static/dist/playground.js
+  if [ ! -f "$bundle" ] || [ -n "$(find web/src web/build.mjs web/package-lock.json -newer "$bundle" 2>/dev/null)" ]; then
+    say "building the playground page (npm run build in web/)"
+    (cd web && npm run build --silent)
+  fi
+else
+  say "skipping the playground page: npm not found (install Node.js 18+, then: cd web && npm ci && npm run build)"
+fi
 
 say "ready: run a bot with  .venv/bin/lkrun bots/greeter.yaml"

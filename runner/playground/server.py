@@ -1,0 +1,384 @@
+"""The playground's HTTP server: the page, a person token for it, and the bots' live trace.
+
+Loopback only. Every request must come from a loopback address and name this server in its
+``Host`` header as ``127.0.0.1:PORT``, ``localhost:PORT`` or ``[::1]:PORT`` (a DNS-rebinding
+page on another name gets 403), and API calls made by other sites' pages are refused
+(``Sec-Fetch-Site`` / ``Origin``). The API never hands out API keys, secrets or the bots'
+own tokens: the one token it returns is a short-lived person token for the page itself.
+
+Endpoints:
+  GET /                   the page (or how to build it, when the bundle is missing)
+  GET /static/...         the page's files; the bundle is static/dist/playground.js
+  GET /api/bots           the running bots: [{id, name, room, identity, file, embedded}]
+  GET /api/session?bot=ID {url, token, room, identity, name, bot: {id, name, identity}}
+  GET /api/trace          Server-Sent Events: one JSON object per trace entry or notice
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import re
+import secrets as _secrets
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from aiohttp import web
+
+from ..env import mask
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+BUNDLE = STATIC_DIR / "dist" / "playground.js"
+HOST = "127.0.0.1"
+HISTORY = 500  # trace entries and notices a newly opened page receives
+KEEPALIVE = 15.0  # seconds between SSE comments on a quiet stream
+SYNC_INTERVAL = 0.5  # how often new bots' traces are picked up
+TOKEN_TTL_MINUTES = 60
+PERSON_NAME = "You"
+BUILD_COMMAND = "cd web && npm ci && npm run build"
+
+HOWTO = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>lkrun playground: not built</title>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/style.css"></head>
+<body class="howto"><main>
+<h1>lkrun playground</h1>
+<p id="not-built">The playground page has not been built yet. It is a small front end made from
+the <code>livekit-client</code> npm package; build it once (Node.js 18+ and npm), then reload this
+page:</p>
+<pre>{command}</pre>
+<p>(<code>bash scripts/setup.sh</code> does this for you.) The bundle is written to
+<code>{bundle}</code>; nothing is fetched from the internet when the page runs.</p>
+<p>Your bots keep running meanwhile; join their room with any LiveKit client and a token from
+<code>lkrun token --room ROOM --identity you</code>.</p>
+</main></body></html>
+"""
+
+
+class PlaygroundError(RuntimeError):
+    """The playground could not start (its port is taken, for example)."""
+
+
+class Playground:
+    """The loopback page server for a supervisor's bots.
+
+    It reads ``supervisor.bots`` (key -> BotRuntime with ``.spec``, ``.server`` and
+    ``.trace``) and nothing else, so a small stand-in works in tests.
+    """
+
+    def __init__(self, supervisor, port: int = 0, *, host: str = HOST, static_dir: Path = STATIC_DIR):
+        self.supervisor = supervisor
+        self.requested_port = int(port or 0)
+        self.host = host
+        self.static_dir = Path(static_dir)
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._history: deque = deque(maxlen=HISTORY)
+        self._seq = 0
+        self._clients: set[asyncio.Queue] = set()
+        self._hooked: dict[str, tuple] = {}  # key -> (trace, listener)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+        self._sync_task: asyncio.Task | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str | None:
+        return f"http://{self.host}:{self.port}/" if self.port else None
+
+    @property
+    def built(self) -> bool:
+        return (self.static_dir / "dist" / BUNDLE.name).is_file()
+
+    async def start(self) -> str:
+        """Serve on loopback; returns the page's URL (``http://127.0.0.1:PORT/``)."""
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
+        app.on_response_prepare.append(self._security_headers)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/api/bots", self._bots)
+        app.router.add_get("/api/session", self._session)
+        app.router.add_get("/api/trace", self._trace)
+        app.router.add_static("/static/", self.static_dir, follow_symlinks=False, show_index=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.requested_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            raise PlaygroundError(f"cannot serve the playground on {self.host}:{self.requested_port}: "
+                                  f"{exc.strerror or exc}") from None
+        self.port = site._server.sockets[0].getsockname()[1]
+        if self.host == HOST:  # the same port on IPv6 loopback too, when the machine has it
+            try:
+                await web.TCPSite(self._runner, "::1", self.port).start()
+            except OSError:
+                pass
+        self._sync()
+        self._sync_task = asyncio.ensure_future(self._sync_loop())
+        return self.url
+
+    async def stop(self) -> None:
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            await asyncio.gather(self._sync_task, return_exceptions=True)
+            self._sync_task = None
+        for key in list(self._hooked):
+            self._unhook(key)
+        for queue in list(self._clients):
+            queue.put_nowait(None)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- what the supervisor and the reload watcher call -------------------------------------
+    def notice(self, key: str, kind: str, message: str) -> None:
+        """A reload or error notice for the bot file `key`; shown in the page's trace panel."""
+        bot = self._bots_by_key().get(key)
+        self._publish({"type": "notice", "kind": str(kind), "file": str(key),
+                       "bot": bot.spec.name if bot is not None else None,
+                       "message": str(message), "time": time.time()})
+
+    # -- traces ------------------------------------------------------------------------------
+    def _bots_by_key(self) -> dict:
+        return dict(getattr(self.supervisor, "bots", {}) or {})
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL)
+            try:
+                self._sync()
+            except Exception:  # a half-built bot must not stop the playground
+                pass
+
+    def _sync(self) -> None:
+        """Hook the trace of every running bot (bots come and go with reloads)."""
+        bots = self._bots_by_key()
+        for key in list(self._hooked):
+            trace = self._hooked[key][0]
+            bot = bots.get(key)
+            if bot is None or getattr(bot, "trace", None) is not trace:
+                self._unhook(key)
+        for key, bot in bots.items():
+            trace = getattr(bot, "trace", None)
+            if trace is None or key in self._hooked:
+                continue
+
+            def listener(entry, key=key):
+                try:
+                    self._publish(self._entry_json(key, entry))
+                except Exception:  # the engine's run must never fail because of the page
+                    pass
+            for entry in list(trace.entries):
+                listener(entry)
+            trace.listeners.append(listener)
+            self._hooked[key] = (trace, listener)
+
+    def _unhook(self, key: str) -> None:
+        trace, listener = self._hooked.pop(key)
+        try:
+            trace.listeners.remove(listener)
+        except ValueError:
+            pass
+
+    @staticmethod
+    def _entry_json(key: str, entry) -> dict:
+        steps = []
+        for step in entry.steps:
+            action, line, value, ms = (list(step) + [None] * 4)[:4]
+            steps.append({"action": action, "line": line, "value": value, "ms": ms})
+        item = {"type": "trace", "file": key, "bot": entry.bot, "time": entry.time, "event": entry.event,
+                "participant": entry.participant, "outcome": entry.outcome, "error": entry.error,
+                "ms": entry.ms, "steps": steps}
+        detail = getattr(entry, "detail", None)  # what triggered the run (a transcript), when recorded
+        if detail is not None:
+            item["detail"] = detail if isinstance(detail, (str, int, float, bool, dict, list)) else str(detail)
+        return item
+
+    def _secrets(self) -> set:
+        found: set = set()
+        for bot in self._bots_by_key().values():
+            spec = getattr(bot, "spec", None)
+            found.update(getattr(spec, "secrets", ()) or ())
+            for name in ("api_key", "token"):
+                if spec is not None and isinstance(spec.livekit.get(name), str):
+                    found.add(spec.livekit[name])
+            server = getattr(bot, "server", None)
+            if not getattr(server, "embedded", False):  # the dev server's "secret" is public and a word
+                found.add(getattr(server, "api_secret", None))
+        return {s for s in found if isinstance(s, str) and len(s) >= 3}
+
+    def _publish(self, item: dict) -> None:
+        """Thread-safe: the trace listeners may be called from any thread."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        if threading.get_ident() != self._thread:
+            self._loop.call_soon_threadsafe(self._publish, item)
+            return
+        self._seq += 1
+        item = _masked(dict(item, seq=self._seq), self._secrets())
+        self._history.append(item)
+        for queue in list(self._clients):
+            if queue.qsize() < 1000:  # a stalled page loses entries, never memory
+                queue.put_nowait(item)
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def _allowed_hosts(self) -> set:
+        return {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler):
+        if not _is_loopback(request.remote):
+            raise web.HTTPForbidden(text="the playground answers only on loopback\n")
+        if request.headers.get("Host", "").strip().lower() not in self._allowed_hosts():
+            raise web.HTTPForbidden(text="unexpected Host header (open the address lkrun printed)\n")
+        if request.path.startswith("/api/"):
+            site = request.headers.get("Sec-Fetch-Site")
+            origin = request.headers.get("Origin")
+            if (site and site not in ("same-origin", "none")) or (
+                    origin and origin.lower() not in {f"http://{h}" for h in self._allowed_hosts()}):
+                raise web.HTTPForbidden(text="cross-site requests are refused\n")
+        return await handler(request)
+
+    def _csp(self) -> str:
+        """Scripts only from here; connections only to here and the bots' LiveKit servers."""
+        origins = set()
+        for bot in self._bots_by_key().values():
+            url = getattr(getattr(bot, "server", None), "url", None) or ""
+            match = re.match(r"^(wss?|https?)://([^/?#\s;]+)", url)
+            if match:
+                secure = match.group(1) in ("wss", "https")
+                origins.add(f"{'wss' if secure else 'ws'}://{match.group(2)}")
+                origins.add(f"{'https' if secure else 'http'}://{match.group(2)}")
+        connect = " ".join(["'self'", *sorted(origins)])
+        return (f"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                f"media-src 'self' blob:; connect-src {connect}; base-uri 'none'; form-action 'none'; "
+                "frame-ancestors 'none'")
+
+    async def _security_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", self._csp())
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        if not self.built:
+            html = HOWTO.replace("{command}", BUILD_COMMAND).replace(
+                "{bundle}", "runner/playground/static/dist/playground.js")
+            return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+        return web.FileResponse(self.static_dir / "index.html", headers={"Cache-Control": "no-store"})
+
+    def _listing(self) -> list[dict]:
+        bots = self._bots_by_key()
+        names = [b.spec.name for b in bots.values()]
+        listing = []
+        for key, bot in bots.items():
+            spec = bot.spec
+            bot_id = spec.name if names.count(spec.name) == 1 else f"{spec.name}@{key}"
+            listing.append({"id": bot_id, "name": spec.name, "room": spec.room, "identity": spec.identity,
+                            "file": str(key), "embedded": bool(getattr(bot.server, "embedded", False)),
+                            "_bot": bot})
+        return listing
+
+    async def _bots(self, request: web.Request) -> web.Response:
+        self._sync()
+        listing = [{k: v for k, v in item.items() if k != "_bot"} for item in self._listing()]
+        return web.json_response({"bots": listing, "built": self.built},
+                                 headers={"Cache-Control": "no-store"})
+
+    async def _session(self, request: web.Request) -> web.Response:
+        from ..tokens import CredentialsError, person_token, resolve_credentials
+        listing = self._listing()
+        wanted = request.query.get("bot") or (listing[0]["id"] if len(listing) == 1 else "")
+        item = next((i for i in listing if i["id"] == wanted), None)
+        if item is None:
+            return _error(404, f"no running bot named '{wanted}'" if wanted else "which bot? (?bot=NAME)",
+                          bots=[i["id"] for i in listing])
+        bot = item["_bot"]
+        spec, server = bot.spec, bot.server
+        if server is None or not getattr(server, "url", None):
+            return _error(503, f"bot '{spec.name}' has no LiveKit server yet")
+        try:
+            key, secret = resolve_credentials(spec.livekit.get("api_key") or getattr(server, "api_key", None),
+                                              spec.livekit.get("api_secret") or getattr(server, "api_secret", None))
+        except CredentialsError as exc:
+            return _error(409, f"cannot mint a token for the page: {exc}")
+        name = _clean_name(request.query.get("name")) or PERSON_NAME
+        identity = f"playground-{_secrets.token_hex(3)}"
+        token = person_token(key, secret, room=spec.room, identity=identity, name=name,
+                             ttl_minutes=TOKEN_TTL_MINUTES)
+        return web.json_response(
+            {"url": server.url, "token": token, "room": spec.room, "identity": identity, "name": name,
+             "bot": {"id": item["id"], "name": spec.name, "identity": spec.identity}},
+            headers={"Cache-Control": "no-store"})
+
+    async def _trace(self, request: web.Request) -> web.StreamResponse:
+        self._sync()
+        try:
+            last = int(request.headers.get("Last-Event-ID") or request.query.get("since") or 0)
+        except ValueError:
+            last = 0
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                               "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        queue: asyncio.Queue = asyncio.Queue()
+        for item in list(self._history):
+            if item["seq"] > last:
+                queue.put_nowait(item)
+        self._clients.add(queue)
+        try:
+            await response.write(b"retry: 1000\n\n")
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                except asyncio.TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if item is None:
+                    break
+                data = json.dumps(item, separators=(",", ":"), default=str)
+                await response.write(f"id: {item['seq']}\ndata: {data}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._clients.discard(queue)
+        return response
+
+
+def _error(status: int, message: str, **extra) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status, headers={"Cache-Control": "no-store"})
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return False
+    try:
+        address = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def _clean_name(value: str | None) -> str:
+    """A display name from the page: printable, at most 40 characters."""
+    if not value:
+        return ""
+    return "".join(ch for ch in value if ch.isprintable()).strip()[:40]
+
+
+def _masked(value, secrets: set):
+    if isinstance(value, str):
+        return mask(value, secrets) if secrets else value
+    if isinstance(value, dict):
+        return {k: _masked(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, secrets) for v in value]
+    return value
