@@ -79,6 +79,8 @@ class BotRuntime:
                           f"'{self.spec.identity}'" if outcome.kind == "duplicate" else "the bot was removed from the room")
                 logger.error(f"[{self.name}] left the room: {reason}; not rejoining")
                 raise BotFatal(reason)
+            if outcome.kind == "reload":  # a new generation with the new spec, state kept
+                continue
             if outcome.kind == "ended":
                 await self._end_session_state()
                 if self.once:
@@ -132,6 +134,12 @@ class BotRuntime:
 
     def swap_spec(self, spec: BotSpec) -> None:
         self.spec = spec
+
+    def new_generation(self) -> None:
+        """Reload changed the transport or pipeline: leave and rejoin with the current spec."""
+        gen = self.generation
+        if gen is not None:
+            gen.finish("reload", "the bot file changed")
 
 
 __all__ = ["BotRuntime", "BotFatal", "Outcome"]

@@ -96,13 +96,13 @@ class Watcher:
         self.hashes: dict[str, str] = {}
         self.timings: list[float] = []  # seconds from a change seen to the new version live
         for spec in supervisor.specs:
-            self.hashes[spec.file] = spec.text_hash
+            self.hashes[supervisor.key_for(spec.file)] = spec.text_hash
         self.folders = {Path(f).resolve().parent for f in supervisor.files} | set(supervisor.folders)
 
     def tracked(self, path: Path) -> bool:
         if path.suffix not in BOT_SUFFIXES or path.name.startswith("."):
             return False
-        return str(path) in self.supervisor.file_keys or path.resolve().parent in {
+        return str(path.resolve()) in self.supervisor.file_keys or path.resolve().parent in {
             Path(d).resolve() for d in self.supervisor.folders}
 
     async def handle(self, path: Path) -> None:
@@ -118,7 +118,10 @@ class Watcher:
             raw = path.read_bytes()
         except OSError:
             return
-        digest = hashlib.sha256(raw).hexdigest()
+        try:  # the same digest as BotSpec.text_hash, so an unchanged save is skipped
+            digest = hashlib.sha256(raw.decode("utf-8-sig").encode("utf-8", "surrogatepass")).hexdigest()
+        except UnicodeDecodeError:
+            digest = hashlib.sha256(raw).hexdigest()
         if self.hashes.get(key) == digest:
             return
         self.hashes[key] = digest
@@ -137,7 +140,7 @@ class Watcher:
             click.echo(warning.render(), err=True)
         bot = self.supervisor.bots.get(key)
         if bot is None:
-            self.supervisor.add_spec(key, spec)
+            await self.supervisor.add_spec(key, spec)
             click.echo(f"{key}: started", err=True)
             return
         change = await apply(bot, spec)

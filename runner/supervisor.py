@@ -11,6 +11,8 @@ import os
 import signal
 import sys
 
+from pathlib import Path
+
 import click
 from loguru import logger
 
@@ -23,9 +25,12 @@ STOP_TIMEOUT = 3.0
 
 class Supervisor:
     def __init__(self, specs, *, once: bool = False, reload: bool = False, files=(), playground: bool = False,
-                 port: int = 0, environ=os.environ):
+                 port: int = 0, environ=os.environ, folders=()):
         self.specs = list(specs)
         self.files = list(files)
+        self.folders = [Path(f) for f in folders]  # watched for new bot files (folder mode)
+        self.file_keys = {str(Path(f).resolve()): str(f) for f in self.files}
+        self.watcher = None
         self.once = once
         self.reload = reload
         self.playground = playground
@@ -40,6 +45,33 @@ class Supervisor:
         self.fatal: list[str] = []
         self.playground_server = None  # runner.playground.Playground, when --playground
 
+    def key_for(self, path) -> str:
+        """The name a bot file is known by (as the user wrote it), for absolute watch paths too."""
+        resolved = str(Path(path).resolve())
+        if resolved not in self.file_keys:
+            try:
+                self.file_keys[resolved] = str(Path(path).resolve().relative_to(Path.cwd()))
+            except ValueError:
+                self.file_keys[resolved] = resolved
+        return self.file_keys[resolved]
+
+    async def add_spec(self, key: str, spec) -> None:
+        """A file that became valid (or appeared in a watched folder) starts its bot."""
+        if url_for(spec, self.environ) is None and self.embedded is None:
+            await self.start_embedded()
+            self.banner([spec])
+        self.specs.append(spec)
+        self.start_bot(key, spec)
+
+    async def stop_bot(self, key: str) -> None:
+        bot, task = self.bots.pop(key, None), self.tasks.pop(key, None)
+        self.specs = [s for s in self.specs if s.file != key]
+        if bot is not None:
+            await bot.stop()
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     def server_for(self, spec) -> Server:
         if url_for(spec, self.environ) is None:
             return self.embedded
@@ -52,10 +84,10 @@ class Supervisor:
         self.embedded = Server(self.devserver.url, self.devserver.api_key, self.devserver.api_secret, embedded=True)
         logs.register_secrets([self.devserver.api_secret])
 
-    def banner(self) -> None:
+    def banner(self, specs=None) -> None:
         from .tokens import person_token
         click.echo(f"LiveKit dev server: {self.embedded.url}  (key devkey; stops when lkrun stops)")
-        for spec in self.specs:
+        for spec in self.specs if specs is None else specs:
             if url_for(spec, self.environ) is None:
                 token = person_token(self.embedded.api_key, self.embedded.api_secret, room=spec.room,
                                      identity="you", name="You")
@@ -84,7 +116,7 @@ class Supervisor:
         logs.register_secrets(spec.secrets)
         bot = BotRuntime(spec, self.server_for(spec), once=self.once)
         self.bots[key] = bot
-        single = len(self.specs) == 1
+        single = len(self.specs) == 1 and not self.reload
         self.tasks[key] = asyncio.ensure_future(self._guard(key, bot, single))
         return bot
 
@@ -102,7 +134,8 @@ class Supervisor:
             logger.opt(exception=exc).error(f"[{bot.name}] crashed: {type(exc).__name__}: {exc}")
             self.fatal.append(f"{bot.name}: crashed")
         finally:
-            if all(t.done() or t is asyncio.current_task() for t in self.tasks.values()) and not self.reload:
+            bots = [t for k, t in self.tasks.items() if k != "__watch__"]
+            if all(t.done() or t is asyncio.current_task() for t in bots) and (not self.reload or self.once):
                 self.stop_event.set()
 
     def install_signals(self) -> None:
@@ -165,15 +198,21 @@ def run_cli(paths, *, reload=True, once=False, verbose=False, playground=False, 
     logs.setup(verbose)
     from .commands import check_many, expand
     files, problems = expand(paths)
+    folders = [p for p in paths if Path(p).is_dir()]
     specs, found = check_many(files)
     problems = sorted(problems + found)
     for problem in problems:
         click.echo(problem.render(), err=True)
-    if any(p.severity == "error" for p in problems) or not files:
-        if not files:
-            click.echo("error: no bot files to run", err=True)
+    invalid = any(p.severity == "error" for p in problems)
+    if not files and not (reload and folders):
+        click.echo("error: no bot files to run", err=True)
         return 1
-    supervisor = Supervisor(specs, once=once, reload=False, files=files, playground=playground, port=port)
+    if invalid and not reload:
+        return 1
+    if invalid:
+        click.echo("lkrun: waiting for a fix: the files with errors start when they are saved valid", err=True)
+    supervisor = Supervisor(specs, once=once, reload=reload, files=files, playground=playground, port=port,
+                            folders=folders)
     try:
         return asyncio.run(supervisor.main())
     except KeyboardInterrupt:
