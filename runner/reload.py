@@ -22,28 +22,41 @@ LIVE_KEYS = {"on", "vars", "name", "description"}
 
 
 def diff(old, new) -> dict:
-    """-> {"tier": "live" | "settings" | "generation", "changes": [...], "settings": {index: delta}}"""
+    """-> {"tier": "live" | "settings" | "generation", "changes": [...], "settings": {index: delta}}
+
+    Settings are compared as rendered, so editing a var that a system_instruction uses
+    updates the LLM live too.
+    """
     changed = sorted(k for k in set(old.raw) | set(new.raw) if old.raw.get(k) != new.raw.get(k))
     if old.identity != new.identity:
         changed = sorted(set(changed) | {"livekit"})
     result = {"tier": "live", "changes": changed, "settings": {}}
     rest = [k for k in changed if k not in LIVE_KEYS]
-    if not rest:
+    if rest and rest != ["pipeline"] or not _same_shape(old, new):
+        result["tier"] = "generation"
         return result
-    if rest == ["pipeline"] and _same_shape(old, new):
+    for index, (a, b) in enumerate(zip(old.pipeline, new.pipeline)):
+        sa, sb = _rendered_settings(a, old), _rendered_settings(b, new)
+        if [k for k in sa if k not in sb] or _without_settings(a.body) != _without_settings(b.body):
+            result["tier"] = "generation"
+            return result
+        delta = {k: v for k, v in sb.items() if sa.get(k) != v}
+        if delta:
+            result["settings"][index] = delta
+    if result["settings"]:
         result["tier"] = "settings"
-        for index, (a, b) in enumerate(zip(old.pipeline, new.pipeline)):
-            sa, sb = dict(a.body.get("settings") or {}), dict(b.body.get("settings") or {})
-            delta = {k: v for k, v in sb.items() if _source(sa.get(k)) != _source(v)}
-            removed = [k for k in sa if k not in sb]
-            if removed or _without_settings(a.body) != _without_settings(b.body):
-                result["tier"] = "generation"
-                return result
-            if delta:
-                result["settings"][index] = delta
-        return result
-    result["tier"] = "generation"
+    elif rest:
+        result["tier"] = "generation"
     return result
+
+
+def _rendered_settings(stage, spec) -> dict:
+    from .services import stage_context
+    from .templates import TemplateError, render_value
+    try:
+        return dict(render_value(dict(stage.body.get("settings") or {}), stage_context(spec)))
+    except TemplateError:
+        return {k: _source(v) for k, v in dict(stage.body.get("settings") or {}).items()}
 
 
 def _source(value):
@@ -83,7 +96,7 @@ async def _push_settings(bot, spec, deltas: dict) -> None:
     if gen is None or gen.worker is None:
         return
     for index, delta in deltas.items():
-        frame = settings_delta(spec.pipeline[index], spec, delta)
+        frame = settings_delta(spec.pipeline[index], delta)
         if frame is not None:
             await gen.worker.queue_frame(frame)
 

@@ -111,7 +111,7 @@ def build_vad(settings: dict, spec):
     return SileroVADAnalyzer(params=VADParams(**params))
 
 
-def settings_delta(stage, spec, changed: dict):
+def settings_delta(stage, changed: dict):
     """An update frame for settings that changed live (voice, system_instruction, ...)."""
     from pipecat.frames.frames import LLMUpdateSettingsFrame, STTUpdateSettingsFrame, TTSUpdateSettingsFrame
     frames = {"llm": LLMUpdateSettingsFrame, "tts": TTSUpdateSettingsFrame, "stt": STTUpdateSettingsFrame}
@@ -122,5 +122,4 @@ def settings_delta(stage, spec, changed: dict):
     else:
         entry = catalog.stage_entry(stage.type)
         cls = _import(entry["module"], entry["class"], stage.type)
-    rendered = render_value(dict(changed), stage_context(spec))
-    return frames[stage.kind](delta=build_settings(cls, dict(rendered)))
+    return frames[stage.kind](delta=build_settings(cls, dict(changed)))

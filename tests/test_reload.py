@@ -58,3 +58,11 @@ def test_unchanged_file_is_live_with_no_changes():
 
 def test_description_reads_like_the_notice():
     assert describe(diff(spec(BASE), spec(BASE.replace("Hello", "Hi")))) == "vars changed, applied live"
+
+
+def test_var_used_by_a_setting_updates_the_service_live():
+    base = BASE.replace("settings: {voice: en-us}", 'settings: {voice: "{{ vars.voice }}"}').replace(
+        "greeting: Hello", "greeting: Hello, voice: en-us")
+    change = diff(spec(base), spec(base.replace("voice: en-us}", "voice: en-gb}")))
+    assert change["tier"] == "settings"
+    assert change["settings"] == {0: {"voice": "en-gb"}}

@@ -150,3 +150,89 @@ async def test_folder_mode_create_and_delete(livekit_server, people, room_name, 
         (folder / "first.yaml").unlink()
         assert await asyncio.wait_for(alice.left.get(), 15) == "first"
         assert await ask(alice, sender="second") == {"reply": "one"}
+
+
+SPEAKER = """
+version: 1
+name: speaker
+livekit: {room: ROOM, identity: speaker}
+pipeline:
+  - llm:
+      type: openai_llm
+      api_key: ${FAKE_KEY:-not-a-real-key}
+      base_url: BASE_URL
+      settings: {model: fake, system_instruction: "You are {{ vars.persona }}."}
+  - tts: {type: espeak_tts, settings: {voice: en-us}}
+vars: {persona: a pirate}
+on:
+  data_received:
+    - if: "{{ data == 'speak' }}"
+      then: [{say: "The quick brown fox jumps over the lazy dog."}]
+      else: [{llm: {append: [{role: user, content: "{{ data }}"}], run: true}}]
+"""
+
+
+def median_pitch(pcm, rate=16000) -> float:
+    """Median fundamental frequency of the voiced 40 ms frames (autocorrelation)."""
+    import numpy as np
+    x = pcm.astype(np.float64)
+    n = int(0.04 * rate)
+    pitches = []
+    for start in range(0, len(x) - n, n):
+        frame = x[start:start + n]
+        if np.sqrt(np.mean(frame ** 2)) < 500:
+            continue
+        frame = frame - frame.mean()
+        corr = np.correlate(frame, frame, "full")[n - 1:]
+        lo, hi = rate // 400, rate // 60
+        lag = lo + int(np.argmax(corr[lo:hi]))
+        if corr[lag] > 0.3 * corr[0]:
+            pitches.append(rate / lag)
+    return float(np.median(pitches)) if pitches else 0.0
+
+
+async def test_voice_and_system_instruction_change_live(livekit_server, people, room_name, tmp_path):
+    from audio_helpers import Microphone, Speaker
+    from bench.fake_openai import FakeOpenAI
+    llm = await FakeOpenAI().start()
+    path = tmp_path / "speaker.yaml"
+    path.write_text(SPEAKER.replace("ROOM", room_name).replace("BASE_URL", llm.base_url))
+    try:
+        async with Lkrun(livekit_server, path) as lkrun:
+            await lkrun.wait_for_line("in room")
+            alice = await people(room_name, "alice")
+            await Microphone(alice.room).publish()
+            ear = Speaker(alice.room, "speaker")
+            loop = asyncio.get_running_loop()
+
+            async def utterance():
+                start = loop.time()
+                await alice.send("speak")
+                heard = await ear.first_sound(start, timeout=10)
+                await asyncio.sleep(3.0)
+                return ear.audio_since(heard)
+
+            await alice.send("hello")
+            for _ in range(100):
+                if llm.requests:
+                    break
+                await asyncio.sleep(0.05)
+            assert llm.requests[-1]["messages"][0]["content"] == "You are a pirate."
+            before = median_pitch(await utterance())
+            mark = len(lkrun.lines)
+            save_by_rename(path, path.read_text().replace("voice: en-us", "voice: en-us+f4")
+                           .replace("persona: a pirate", "persona: a librarian"))
+            await lkrun.wait_for_line("service settings updated live", after=mark)
+            after = median_pitch(await utterance())
+            print(f"median pitch before {before:.0f} Hz, after {after:.0f} Hz")
+            assert after > before * 1.4  # espeak's female variant speaks clearly higher
+            count = len(llm.requests)
+            await alice.send("hello again")
+            for _ in range(100):
+                if len(llm.requests) > count:
+                    break
+                await asyncio.sleep(0.05)
+            assert llm.requests[-1]["messages"][0]["content"] == "You are a librarian."
+            assert alice.left.empty()  # no disconnect
+    finally:
+        await llm.stop()
