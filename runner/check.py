@@ -38,7 +38,7 @@ class Checker:
 
     def report(self, path, message, hint=None, *, key=False, severity="error"):
         path = tuple(path)
-        if any(path[:len(failed)] == failed for failed in self.env.failed):
+        if not key and any(path[:len(failed)] == failed for failed in self.env.failed):
             return  # an unset ${VAR} is reported once, not again as the empty value it left behind
         self.problems.append(self.doc.problem(tuple(path), message, hint, key=key, severity=severity))
 
@@ -73,7 +73,10 @@ class Checker:
         value = data.get(key)
         if value is None:
             return {}
-        for rel, message, hint, at_key in humanize.validate(schema, value, key, templates=False):
+        for rel, text in _template_strings(value):  # nothing renders livekit, params or session
+            self.report((key,) + rel, f"{humanize.field_label(key, rel)}: templates ({{{{ }}}}) are not allowed here",
+                        "write the value itself, or use ${VAR} for a value from the environment")
+        for rel, message, hint, at_key in humanize.validate(schema, value, key):
             self.report((key,) + rel, message, hint, key=at_key)
         return value if isinstance(value, dict) else {}
 
@@ -110,7 +113,7 @@ class Checker:
         if data.get("livekit") is None:
             self.report(("livekit",) if "livekit" in data else (), "missing 'livekit:' section (at least 'room:')",
                         f"add 'livekit: {{room: lobby, identity: {name}}}'", key=True)
-        params = dict(self.section(data, "params", sections.params_schema()))
+        params = dict(self.section(self._unsupported_params(data), "params", sections.params_schema()))
         session = {**sections.SESSION_DEFAULTS, **self.section(data, "session", sections.SESSION)}
         bot_vars = data.get("vars") or {}
         if not isinstance(bot_vars, dict):
@@ -122,6 +125,8 @@ class Checker:
         self.capabilities = {s.kind for s in pipeline} | {
             c for c, k in (("audio_out", "audio_out_enabled"), ("audio_in", "audio_in_enabled")) if params.get(k)}
         handlers = self._on(data.get("on"), shape)
+        from .tools import check_tools
+        tools = check_tools(self, data.get("tools"), common_variables(shape))
         self.problems = [_masked(p, self.env.secrets) for p in self.problems]
         errors = [p for p in self.problems if p.severity == "error"]
         if errors:
@@ -129,9 +134,19 @@ class Checker:
         return BotSpec(
             file=self.doc.file, name=name, description=data.get("description") or "",
             livekit={**livekit, "identity": livekit.get("identity") or name}, params=params, session=session,
-            pipeline=tuple(pipeline), vars=bot_vars, on=MappingProxyType(handlers),
+            pipeline=tuple(pipeline), vars=bot_vars, on=MappingProxyType(handlers), tools=tools,
             secrets=frozenset(self.env.secrets), warnings=tuple(sorted(self.problems)), raw=data,
             text_hash=hashlib.sha256(self.doc.text.encode("utf-8", "surrogatepass")).hexdigest())
+
+    def _unsupported_params(self, data: dict) -> dict:
+        """LiveKitParams fields that hold Python objects get their own message, not 'unknown key'."""
+        params, unsupported = data.get("params"), sections.livekit_params()["unsupported"]
+        if not isinstance(params, dict) or not set(params) & set(unsupported):
+            return data
+        for key in set(params) & set(unsupported):
+            self.report(("params", key), f"params.{key} cannot be set in a bot file: it is {unsupported[key]}",
+                        key=True)
+        return {**data, "params": {k: v for k, v in params.items() if k not in unsupported}}
 
     def _audio_defaults(self, params: dict, pipeline) -> None:
         kinds = {s.kind for s in pipeline}
@@ -168,7 +183,7 @@ class Checker:
                 self.report(path, f"event '{event_name}' needs {NEEDS_TEXT.get(event.needs, event.needs)} in this bot",
                             NEEDS_HINT.get(event.needs), key=True)
             mode, items, items_path = "queued", value, path
-            if isinstance(value, dict):
+            if isinstance(value, dict) and {"mode", "do"} & set(value):  # else: a forgotten "- "
                 for rel, message, hint, at_key in humanize.validate(sections.ON_EVENT_FORM, value, event_name):
                     self.report(path + rel, message, hint, key=at_key)
                 mode = value.get("mode") if value.get("mode") in MODES else "queued"
@@ -202,7 +217,8 @@ class Checker:
                 except re.error as exc:
                     bad_pattern = True
                     self.report(where + ("match",), f"invalid pattern: {exc.msg} (at position {exc.pos})",
-                                "this is a Python regular expression; escape special characters with \\\\")
+                                "this is a Python regular expression: a literal ( ) [ ] . ? * + "
+                                "needs a backslash before it")
             for rel, message, hint, at_key in humanize.validate(event.trigger, item, f"{event.name} trigger"):
                 if not (bad_pattern and rel == ("match",)):
                     self.report(where + rel, message, hint, key=at_key)
@@ -220,6 +236,17 @@ def _masked(problem: Problem, secrets) -> Problem:
         return problem
     hint = mask(problem.hint, secrets) if problem.hint else problem.hint
     return replace(problem, message=mask(problem.message, secrets), hint=hint)
+
+
+def _template_strings(value, rel: tuple = ()):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _template_strings(inner, rel + (key,))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from _template_strings(inner, rel + (index,))
+    elif templates.is_template(value):
+        yield rel, value
 
 
 def _strings(value) -> set:

@@ -18,6 +18,7 @@ TOP_LEVEL_DOC = {
     "session": "conversation settings: interruptions, turn ending, idle, max duration",
     "pipeline": "the stages in the order audio flows: vad, stt, llm, tts",
     "vars": "constants for templates ({{ vars.NAME }})",
+    "tools": "LLM function calls whose handlers are action lists",
     "on": "events -> actions",
 }
 

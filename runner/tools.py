@@ -11,6 +11,7 @@ from . import humanize
 from .check_actions import ActionChecker
 from .errors import did_you_mean
 from .spec import ToolSpec
+from .events import PARTICIPANT
 from .templates import LEAF
 
 TOOL = {
@@ -49,7 +50,7 @@ def check_tools(checker, value, variables: dict) -> tuple:
         parameters = item.get("parameters") or {"type": "object", "properties": {}}
         if isinstance(parameters, dict):
             _check_parameters(checker, parameters, path + ("parameters",))
-        scope = {**variables, "args": _args_shape(parameters)}
+        scope = {**variables, **PARTICIPANT, "args": _args_shape(parameters)}  # participant: the last speaker
         actions = ActionChecker(checker, scope, f"tool '{item['name']}'").actions(item.get("do"), path + ("do",))
         result = item.get("result", "done")
         if isinstance(result, str):
@@ -104,7 +105,10 @@ def register_tools(llm, bot) -> None:
                 await params.result_callback({"error": f"tool {_name} no longer exists"})
                 return
             speaker = getattr(bot, "last_speaker", None)
-            run = Run(bot.spec, bot.state, bot.effects, f"tool:{_name}", {"args": args}, speaker,
+            info = bot.state.names.get(speaker, {}) if speaker else {}
+            variables = {"args": args, "participant": {"id": speaker, "name": info.get("name"),
+                                                       "metadata": info.get("metadata")}}
+            run = Run(bot.spec, bot.state, bot.effects, f"tool:{_name}", variables, speaker,
                       bot.participants(), bot.trace)
             entry = await run.execute(current.actions)
             if entry.error:

@@ -52,3 +52,92 @@ async def test_greeting_is_audible_and_user_said_round_trip(run_bot, people, roo
     words = transcribe(ear.audio_since(reply_at - 0.1)).lower()
     print(f"bot reply transcribed: {words!r}")
     assert "sunny" in words and "warm" in words
+
+
+ASSISTANT = """
+version: 1
+name: assistant
+livekit: {room: ROOM, identity: assistant}
+pipeline:
+  - vad: {type: silero}
+  - stt: {type: whisper_stt}
+  - llm:
+      type: openai_llm
+      api_key: ${FAKE_KEY:-not-a-real-key}
+      base_url: BASE_URL
+      settings: {model: fake, system_instruction: "You are a concierge."}
+  - tts: {type: espeak_tts}
+tools:
+  - name: transfer
+    description: Transfer the caller to a department
+    parameters: {type: object, properties: {department: {type: string}}, required: [department]}
+    do:
+      - say: "Transferring you to {{ args.department }}."
+      - send: {data: {transfer: "{{ args.department }}", who: "{{ participant.id }}"}}
+      - http: {url: "HOOK_URL/transfer?to={{ args.department }}", method: POST, json: {dept: "{{ args.department }}"}, save_as: hook}
+    result: "{{ args.department }} line {{ results.hook.json.line }} is ringing"
+"""
+
+
+async def test_assistant_answers_through_llm_and_runs_tool_actions(run_bot, people, room_name, aiohttp_hook):
+    from bench.fake_openai import FakeOpenAI
+    llm = await FakeOpenAI(tool_triggers={"transfer": ("transfer", {"department": "sales"})}).start()
+    try:
+        text = ASSISTANT.replace("ROOM", room_name).replace("BASE_URL", llm.base_url) \
+            .replace("HOOK_URL", aiohttp_hook.url)
+        await run_bot(text)
+        alice = await people(room_name, "alice")
+        mic = await Microphone(alice.room).publish()
+        ear = Speaker(alice.room, "assistant")
+        loop = asyncio.get_running_loop()
+        await mic.play(silence(0.5))
+        await mic.play(speech("Hello there, how are you?"))
+        await mic.play(silence(1.0))
+        for _ in range(200):
+            if llm.requests:
+                break
+            await asyncio.sleep(0.05)
+        first = llm.requests[0]["messages"]
+        assert first[0] == {"role": "system", "content": "You are a concierge."}
+        assert "hello there" in first[-1]["content"].lower()
+        reply_at = await ear.first_sound(loop.time() - 1.0, timeout=10)
+        await asyncio.sleep(2.5)
+        assert "you said" in transcribe(ear.audio_since(reply_at)).lower()
+
+        await mic.play(speech("Please transfer me to the sales team."))
+        await mic.play(silence(1.0))
+        assert await alice.next_data(15, sender="assistant") == {"transfer": "sales", "who": "alice"}
+        hook = await asyncio.wait_for(aiohttp_hook.calls.get(), 10)
+        assert hook == {"path": "/transfer", "query": {"to": "sales"}, "json": {"dept": "sales"}}
+        for _ in range(200):
+            if any(m.get("role") == "tool" for m in llm.requests[-1]["messages"]):
+                break
+            await asyncio.sleep(0.05)
+        tool_message = next(m for m in llm.requests[-1]["messages"] if m.get("role") == "tool")
+        assert "sales line 7 is ringing" in tool_message["content"]
+    finally:
+        await llm.stop()
+
+
+@pytest.fixture
+async def aiohttp_hook():
+    """A loopback web endpoint standing in for a customer's webhook (records each call)."""
+    from aiohttp import web
+
+    class Hook:
+        calls: asyncio.Queue = asyncio.Queue()
+        url = ""
+
+    async def handle(request):
+        Hook.calls.put_nowait({"path": request.path, "query": dict(request.query), "json": await request.json()})
+        return web.json_response({"line": 7})
+
+    app = web.Application()
+    app.router.add_post("/transfer", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    Hook.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    yield Hook
+    await runner.cleanup()
