@@ -15,8 +15,13 @@ from loguru import logger
 from .engine import Run, SessionState, Trace, event_variables
 
 JOIN_EVENTS = {"participant_connected", "first_participant_joined"}
+# Events carrying what other people send. A packet can come with no sender (a server API,
+# or a person the bot has not been told about yet): those share one rate-limit bucket.
+UNTRUSTED_EVENTS = {"data_received", "app_message", "chat_received", "dtmf_event"}
+# a person did something: idle steps start over; the bot speaking only pauses the idle clock
 ACTIVITY_EVENTS = {"data_received", "app_message", "chat_received", "dtmf_event", "user_turn_started",
-                   "user_turn_stopped", "bot_started_speaking", "bot_stopped_speaking", "user_said"}
+                   "user_turn_stopped", "user_said"}
+BOT_SPEECH_EVENTS = {"bot_started_speaking", "bot_stopped_speaking"}
 
 
 class _Lane:
@@ -62,8 +67,11 @@ class Dispatcher:
     def fire(self, event: str, participant: str | None = None, **variables) -> None:
         """Schedule the event's actions; never blocks and never raises."""
         spec = self.bot.spec
-        if event in ACTIVITY_EVENTS and getattr(self.bot, "idle", None) is not None:
-            self.bot.idle.activity()
+        if getattr(self.bot, "idle", None) is not None:
+            if event in ACTIVITY_EVENTS:
+                self.bot.idle.activity()
+            elif event in BOT_SPEECH_EVENTS:
+                self.bot.idle.touch()
         if event in JOIN_EVENTS and participant is not None:
             key = (event, participant)
             if key in self.state.joined:
@@ -76,7 +84,7 @@ class Dispatcher:
         handler = spec.on.get(event)
         if handler is None:
             return
-        if participant is not None and not self.limiter.allow(participant):
+        if (participant is not None or event in UNTRUSTED_EVENTS) and not self.limiter.allow(participant or ""):
             self.dropped += 1
             logger.warning(f"[{spec.name}] {participant} is sending too fast: dropped a '{event}' run")
             return

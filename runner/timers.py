@@ -17,8 +17,13 @@ class IdleClock:
         self.fired: set[int] = set()
 
     def activity(self) -> None:
+        """A person spoke or sent something: the steps start over."""
         self.last = time.monotonic()
         self.fired.clear()
+
+    def touch(self) -> None:
+        """The bot spoke (perhaps an idle prompt): quiet time restarts, the escalation does not."""
+        self.last = time.monotonic()
 
 
 def session_tasks(bot) -> list[asyncio.Task]:

@@ -141,3 +141,80 @@ async def aiohttp_hook():
     Hook.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
     yield Hook
     await runner.cleanup()
+
+
+PLAYER = """
+version: 1
+name: player
+livekit: {room: ROOM, identity: player}
+params: {audio_out_enabled: true}
+session: {max_duration: 6}
+on:
+  data_received:
+    - if: "{{ data == 'chime' }}"
+      then: [{play: chime.wav}]
+      else: [{play: ../outside.wav}]
+  error:
+    - send: {data: {error: "{{ error.message }}"}}
+"""
+
+
+async def test_play_a_file_from_the_bot_folder_and_refuse_others(run_bot, people, room_name, tmp_path):
+    import numpy as np
+    import soundfile
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
+    soundfile.write(tmp_path / "chime.wav", tone, 16000)
+    soundfile.write(tmp_path.parent / "outside.wav", tone, 16000)
+    await run_bot(PLAYER.replace("ROOM", room_name))
+    alice = await people(room_name, "alice")
+    await Microphone(alice.room).publish()
+    ear = Speaker(alice.room, "player")
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    await alice.send("chime")
+    await ear.first_sound(sent, timeout=10)
+    await alice.send("other")
+    error = await alice.next_data(10, sender="player")
+    assert "outside the bot file's folder" in error["error"]
+
+
+async def test_max_duration_ends_the_session(run_bot, people, room_name):
+    bot, task = await run_bot(PLAYER.replace("ROOM", room_name), once=True)
+    alice = await people(room_name, "alice")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await asyncio.wait_for(alice.left.get(), 15) == "player"
+    assert await asyncio.wait_for(task, 5) == "ended"
+    assert loop.time() - started < 12
+
+
+IDLER = """
+version: 1
+name: idler
+livekit: {room: ROOM, identity: idler}
+pipeline:
+  - tts: {type: espeak_tts}
+on:
+  idle:
+    - after: 1.5
+      do: [{send: {data: {idle: ask}}}, {say: "Are you still there?"}]
+    - after: 3.0
+      do: [{send: {data: {idle: bye}}}, {end: {}}]
+"""
+
+
+async def test_idle_steps_escalate_and_activity_resets_them(run_bot, people, room_name):
+    bot, task = await run_bot(IDLER.replace("ROOM", room_name), once=True)
+    alice = await people(room_name, "alice")
+    loop = asyncio.get_running_loop()
+    for _ in range(3):  # activity every second keeps the idle steps from firing
+        await asyncio.sleep(1.0)
+        await alice.send("still here")
+    quiet_from = loop.time()
+    assert await alice.next_data(5, sender="idler") == {"idle": "ask"}
+    asked = loop.time() - quiet_from
+    assert await alice.next_data(5, sender="idler") == {"idle": "bye"}
+    ended = loop.time() - quiet_from
+    # the second step counts quiet time after the bot's own prompt ("Are you still there?", ~1.3 s)
+    assert 1.2 < asked < 2.5 and 4.0 < ended < 8.0, (asked, ended)
+    assert await asyncio.wait_for(task, 10) == "ended"
