@@ -147,7 +147,11 @@ def _check_http(body: dict, report) -> None:
     if not isinstance(url, str):
         return
     head = url.split("{", 1)[0] if ("{{" in url or "{%" in url) else url
-    parts = urlsplit(head)
+    try:
+        parts = urlsplit(head)
+    except ValueError:
+        report(("url",), "this http url is not a valid web address", "write it like https://api.example.com/path")
+        return
     if parts.scheme not in ("http", "https") or not parts.netloc or ("{" in url and "/" not in
                                                                     head[len(parts.scheme) + 3:]):
         report(("url",), "the scheme and host of an http url must be written literally in the file",

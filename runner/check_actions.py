@@ -90,7 +90,7 @@ class ActionChecker:
             report(base + rel, message, hint, key=at_key)
         for key, schema in entry.companions.items():
             if key in item and not isinstance(item[key], list):
-                report(path + (key,), f"'{key}' of '{name}' must be a list of actions, got "
+                report(path + (key,), f"'{key}' of '{name}': expected a list of actions, got "
                                       f"{humanize.describe(item[key])}", "start each action with '- '")
         if entry.check:
             try:
@@ -100,7 +100,8 @@ class ActionChecker:
         nested = {}
         for pattern in entry.nested:
             for concrete in _expand(item, pattern):
-                nested[concrete] = self.actions(_get(item, concrete), path + concrete)
+                value = _get(item, concrete)  # not a list: already reported by the schema or companion check
+                nested[concrete] = self.actions(value, path + concrete) if isinstance(value, list) else ()
         self.templates(raw, base, skip={c[1:] for c in nested if c[:1] == (name,)})
         compiled = self.checker.compile(body, base)
         if compiled is None:

@@ -46,11 +46,12 @@ def check_many(files: list[Path], *, allow_missing_env=False, environ=None):
         if key in seen:
             from .yamlsafe import load_file
             doc = load_file(path)
-            problems.append(doc.problem(("livekit", "identity") if "identity" in (doc.data.get("livekit") or {})
-                                        else ("livekit",),
+            has_identity = "identity" in (doc.data.get("livekit") or {})
+            problems.append(doc.problem(("livekit", "identity") if has_identity else ("livekit",),
                                         f"bot '{spec.name}' uses the same room '{spec.room}' and identity "
                                         f"'{spec.identity}' as {seen[key]}",
-                                        "LiveKit would keep only one of them: give each bot its own identity"))
+                                        "LiveKit would keep only one of them: give each bot its own identity",
+                                        key=not has_identity))
             continue
         seen[key] = str(path)
         specs.append(spec)

@@ -59,9 +59,25 @@ def find_livekit_server() -> str:
     )
 
 
-def free_port(*, udp: bool = False) -> int:
-    """A port that is free on 127.0.0.1 right now (TCP by default)."""
+def free_port(*, udp: bool = False, everywhere: bool = False) -> int:
+    """A port that is free on 127.0.0.1 right now (TCP by default).
+
+    ``everywhere``: free on every address, IPv4 and IPv6. livekit-server binds its ICE/TCP
+    port (``rtc.tcp_port``) on all interfaces, so a port that is only free on loopback can
+    still be taken elsewhere, e.g. by a WebRTC client's passive TCP candidate on another
+    interface; on a busy machine a quarter of the starts failed with "address already in use".
+    """
     kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    if everywhere:
+        try:
+            with socket.socket(socket.AF_INET6, kind) as sock:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.bind(("::", 0))
+                return sock.getsockname()[1]
+        except OSError:  # no IPv6: the IPv4 wildcard
+            with socket.socket(socket.AF_INET, kind) as sock:
+                sock.bind(("0.0.0.0", 0))
+                return sock.getsockname()[1]
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
@@ -78,7 +94,7 @@ class DevServer:
                  ready_timeout: float = 15.0, log_level: str = "info") -> None:
         self.binary = binary or find_livekit_server()
         self.port = port or free_port()
-        self.tcp_port = tcp_port or _other_port(free_port, {self.port})
+        self.tcp_port = tcp_port or _other_port(lambda: free_port(everywhere=True), {self.port})
         self.udp_port = udp_port or _other_port(lambda: free_port(udp=True), set())
         self.ready_timeout = ready_timeout
         self.log_level = log_level  # --dev alone means debug: megabytes per call

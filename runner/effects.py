@@ -14,6 +14,42 @@ from loguru import logger
 from .engine import encode_packet
 
 MAX_HTTP_BODY = 1024 * 1024
+SUBSCRIBE_CONFIRM = 1.0  # seconds to wait for the server to confirm a (un)subscribe
+
+
+async def set_audio_subscribed(room, participant: str, subscribed: bool) -> None:
+    """Subscribe to (or stop receiving) a participant's audio, and make sure it happened.
+
+    pipecat's mute_participant/unmute_participant only set the SDK's wish. Measured on
+    livekit 1.2.1: a re-subscribe sent right after an unsubscribe is sometimes lost (about
+    one in eight), and asking again is a no-op because the SDK already "wants" it; toggling
+    the wish off and on again gets it through. So: ask, wait for the server's answer,
+    toggle if it did not come.
+    """
+    import asyncio
+
+    from livekit import rtc
+
+    def pending():
+        remote = room.remote_participants.get(participant) if room is not None else None
+        pubs = [p for p in (remote.track_publications.values() if remote else ())
+                if p.kind == rtc.TrackKind.KIND_AUDIO]
+        return [p for p in pubs if p.subscribed != subscribed]
+
+    for attempt in range(3):
+        for publication in pending():
+            if attempt:
+                publication.set_subscribed(not subscribed)
+                await asyncio.sleep(0.2)
+            publication.set_subscribed(subscribed)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SUBSCRIBE_CONFIRM
+        while pending() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if not pending():
+            return
+    logger.warning(f"the server did not confirm {'subscribing to' if subscribed else 'unsubscribing from'} "
+                   f"{participant}'s audio")
 
 
 class LiveEffects:
@@ -68,10 +104,9 @@ class LiveEffects:
         gen = self.gen
         if muted:
             gen.muted.add(participant)
-            await gen.transport.mute_participant(participant)
         else:
             gen.muted.discard(participant)
-            await gen.transport.unmute_participant(participant)
+        await set_audio_subscribed(gen.room, participant, not muted)
 
     async def set_metadata(self, metadata):
         await self.gen.room.local_participant.set_metadata(metadata)
@@ -80,20 +115,33 @@ class LiveEffects:
         logger.log(level.upper(), f"[{self.bot.spec.name}] {message}")
 
     async def http(self, url, method, body, headers, timeout):
+        """One request; failures become one short message (no query string: it may hold data)."""
+        import asyncio
+
         import aiohttp
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.request(method, url, json=body, headers=headers) as response:
-                raw = await response.content.read(MAX_HTTP_BODY + 1)
-                if len(raw) > MAX_HTTP_BODY:
-                    raise ValueError(f"http: the response from {url.split('?')[0]} is larger than 1 MiB")
-                text = raw.decode("utf-8", "replace")
-                try:
-                    parsed = json.loads(text)
-                except ValueError:
-                    parsed = None
-                if response.status >= 400:
-                    raise ValueError(f"http {method} {url.split('?')[0]} answered {response.status}")
-                return {"status": response.status, "json": parsed, "text": text[:65536]}
+        where = f"http {method} {url.split('?')[0]}"
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+                async with session.request(method, url, json=body, headers=headers) as response:
+                    raw = await response.content.read(MAX_HTTP_BODY + 1)
+                    status = response.status
+        except asyncio.TimeoutError:
+            raise ValueError(f"{where}: no answer within {timeout:g} s") from None
+        except aiohttp.ClientConnectorError as exc:
+            from .probe import os_reason
+            raise ValueError(f"{where}: cannot connect: {os_reason(exc)}") from None
+        except aiohttp.ClientError as exc:
+            raise ValueError(f"{where}: {type(exc).__name__}: {exc}") from None
+        if len(raw) > MAX_HTTP_BODY:
+            raise ValueError(f"{where}: the response is larger than 1 MiB")
+        text = raw.decode("utf-8", "replace")
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if status >= 400:
+            raise ValueError(f"{where} answered {status}")
+        return {"status": status, "json": parsed, "text": text[:65536]}
 
     async def dtmf(self, digits):
         from pipecat.audio.dtmf.types import KeypadEntry

@@ -177,7 +177,13 @@ class Run:
             self.state.room.update(_jsonable(values))
 
     def recipients(self, to) -> list[str] | None:
+        """None means everyone, but only when the file has no `to`: a `to` that renders to
+        nothing (``{{ participant.id }}`` of a packet whose sender the bot does not know yet,
+        e.g. right after a reconnect) is an error, never a broadcast of a private reply."""
+        written = self.node is not None and isinstance(self.node.body, dict) and "to" in self.node.body
         if to is None or to == "" or to == []:
+            if written:
+                raise ValueError("'to' rendered to no participant (the event may have no participant)")
             return None
         ids = [to] if isinstance(to, str) else list(to)
         ids = [str(i) for i in ids if i not in (None, "")]
@@ -195,14 +201,35 @@ class Run:
         return target
 
     def safe_url(self, rendered: str) -> str:
-        """Keep the literal scheme and host; URL-encode whatever templates put in path and query."""
-        source = getattr(self.node.body.get("url"), "source", rendered) if self.node else rendered
-        literal = urlsplit(source.split("{", 1)[0])
+        """Keep the literal scheme and host; URL-encode what templates put into path and query.
+
+        Each ``{{ }}`` value is percent-encoded whole (``/ ? & # =`` included), so text from
+        other people can fill a path segment or a query value but never add segments,
+        parameters or a fragment (``x?admin=1`` or ``../admin`` stay inside their slot).
+        """
+        url = self.node.body.get("url") if self.node is not None and isinstance(self.node.body, dict) else None
+        source = getattr(url, "source", None)
+        if source is not None:
+            rendered = _url_template(source).render(self.context())
+        literal = urlsplit((source or rendered).split("{", 1)[0])
         parts = urlsplit(rendered)
         if (parts.scheme, parts.netloc) != (literal.scheme, literal.netloc):
             raise ValueError("the http url's scheme and host changed after templating; refusing to call it")
         return urlunsplit((parts.scheme, parts.netloc, quote(parts.path, safe="/%:@!$&'()*+,;="),
                            quote(parts.query, safe="=&%+:@/?,"), ""))
+
+
+_URL_TEMPLATES: dict = {}
+
+
+def _url_template(source: str):
+    """The url template compiled in the bot sandbox with every output percent-encoded."""
+    if source not in _URL_TEMPLATES:
+        from .templates import Sandbox
+        env = Sandbox().env
+        env.finalize = lambda value: quote("" if value is None else str(value), safe="")
+        _URL_TEMPLATES[source] = env.from_string(source)
+    return _URL_TEMPLATES[source]
 
 
 def encode_packet(data) -> str | dict:

@@ -95,13 +95,13 @@ class EnvResolver:
         return self.dotenv.get(name)
 
     def resolve(self, value, path: tuple = ()):
+        if is_secret_path(path):
+            return self._secret(value, path)
         if isinstance(value, dict):
             resolved = {k: self.resolve(v, path + (k,)) for k, v in value.items()}
             return {k: v for k, v in resolved.items() if v is not None or not is_secret_path(path + (k,))}
         if isinstance(value, list):
             return [self.resolve(v, path + (i,)) for i, v in enumerate(value)]
-        if is_secret_path(path):
-            return self._secret(value, path)
         if isinstance(value, str) and "$" in value:
             result = self._substitute(value, path)
             if is_env_secret_path(path) and result != value and isinstance(result, str):
@@ -159,6 +159,8 @@ class EnvResolver:
                     f"set {name} in the environment or in a .env file beside the bot, "
                     f"or give a default: ${{{name}:-value}}", severity=severity))
                 found = ""
+            if found and (is_secret_path(path) or is_env_secret_path(path)):
+                self.secrets.add(found)  # the variable's own value, wherever else it is printed
             pieces.append(found)
             if match.start() == 0 and match.end() == len(text):
                 whole = found

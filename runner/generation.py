@@ -14,6 +14,13 @@ from loguru import logger
 from .probe import ConnectFailed, probe
 
 STOP_REASONS = {"DUPLICATE_IDENTITY": "duplicate", "PARTICIPANT_REMOVED": "removed", "ROOM_DELETED": "removed"}
+# LiveKit's SDK resumes a dropped connection by itself for ~20 s, but one of its attempts
+# can hang on a server that accepts and never answers (seen around a server restart):
+# past this grace lkrun drops the generation and rejoins itself, with a fresh token.
+RECONNECT_GRACE = 6.0
+# A cancelled pipeline whose transport is stuck inside the SDK must not keep the bot out
+# of its room: after this long the generation is abandoned.
+STOP_GRACE = 3.0
 
 
 @dataclass
@@ -36,6 +43,25 @@ class Generation:
         self.has_audio_out = bool(bot.spec.params.get("audio_out_enabled"))
         self.out_sample_rate = bot.spec.params.get("audio_out_sample_rate") or 24000
         self._finish_task: asyncio.Task | None = None
+        self._runner_task: asyncio.Task | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    def sdk_reconnecting(self) -> None:
+        """LiveKit's SDK lost the signal connection and is resuming it by itself."""
+        logger.warning(f"[{self.bot.spec.name}] connection to LiveKit interrupted; reconnecting")
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().call_later(RECONNECT_GRACE, self._reconnect_timed_out)
+
+    def sdk_reconnected(self) -> None:
+        logger.info(f"[{self.bot.spec.name}] reconnected to LiveKit")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _reconnect_timed_out(self) -> None:
+        self._watchdog = None
+        if self.outcome is None:
+            self.finish("lost", f"LiveKit did not reconnect within {RECONNECT_GRACE:g} s")
 
     def finish(self, kind: str, message: str = "", now: bool = True) -> None:
         """Record why this generation ends and stop its worker (idempotent)."""
@@ -54,6 +80,11 @@ class Generation:
             await asyncio.wait_for(worker.cancel(reason=self.outcome.kind), timeout=2.0)
         except (asyncio.TimeoutError, Exception):  # a stuck EndFrame blocks cancel: last resort
             await worker.pipeline.queue_frame(CancelFrame(reason=self.outcome.kind))
+        task = self._runner_task
+        if task is not None and not (await asyncio.wait({task}, timeout=STOP_GRACE))[0]:
+            logger.warning(f"[{self.bot.spec.name}] the pipeline did not stop within {STOP_GRACE:g} s; "
+                           "abandoning it")
+            task.cancel()
 
     async def run(self) -> Outcome:
         bot, spec = self.bot, self.bot.spec
@@ -62,6 +93,8 @@ class Generation:
             await probe(bot.server.url, token)
         except ConnectFailed as exc:
             return Outcome("connect_failed", str(exc))
+        if self.outcome is not None:  # stopped while probing: do not join at all
+            return self.outcome
         from pipecat.pipeline.pipeline import Pipeline
         from pipecat.pipeline.worker import PipelineParams, PipelineWorker, ProcessorUnusablePolicy
         from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
@@ -79,6 +112,8 @@ class Generation:
             if isinstance(exc, StageBuildError):
                 return Outcome("build_failed", str(exc))
             raise
+        if self.outcome is not None:  # stopped while the stages loaded (seconds for local models)
+            return self.outcome
         self.worker = PipelineWorker(
             Pipeline(processors),
             params=PipelineParams(enable_metrics=bool(spec.session.get("metrics")),
@@ -91,14 +126,18 @@ class Generation:
         wire_events(self)
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
         await runner.add_workers(self.worker)
+        self._runner_task = asyncio.ensure_future(runner.run())
         try:
-            await runner.run()
+            await self._runner_task
         except asyncio.CancelledError:
-            self.outcome = self.outcome or Outcome("stopped")
-            raise
+            if asyncio.current_task().cancelling():
+                self.outcome = self.outcome or Outcome("stopped")
+                raise
+            # only the runner was cancelled (abandoned by _stop_worker): carry on
         finally:
-            if self.room is not None:
-                self.room = None
+            self.room = None
+            if self._watchdog is not None:
+                self._watchdog.cancel()
         outcome = self.outcome or Outcome("lost", "the pipeline stopped")
         outcome.connected = self.connected.is_set()
         logger.debug(f"[{spec.name}] generation {self.number} finished: {outcome}")

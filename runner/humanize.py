@@ -62,13 +62,13 @@ def _dotted(path: tuple) -> str:
     return dotted
 
 
-def _label(where: str, path: tuple, of: bool = False) -> str:
+def field_label(where: str, path: tuple, of: bool = False) -> str:
     """``session.turn_stop`` for a section, ``action 'llm' field 'append[0].role'`` otherwise."""
     if not path:
         return where
     if isinstance(path[0], int):  # a list written directly under the key (choose's branches)
         entry = f"{where} entry {path[0] + 1}"
-        return _label(entry, path[1:], of) if path[1:] else entry
+        return field_label(entry, path[1:], of) if path[1:] else entry
     if where.isidentifier():
         return f"{where}.{_dotted(path)}"
     return f"'{_dotted(path)}' of {where}" if of else f"{where} field '{_dotted(path)}'"
@@ -80,22 +80,17 @@ def _suggest(value, options: list[str]) -> str:
     return f" (did you mean '{same[0]}'?)" if same else did_you_mean(str(value), options)
 
 
-def humanize(error: jsonschema.ValidationError, where: str, hide: tuple = (),
-             templates: bool = True) -> list[tuple[tuple, str, str | None, bool]]:
+def humanize(error: jsonschema.ValidationError, where: str,
+             hide: tuple = ()) -> list[tuple[tuple, str, str | None, bool]]:
     """-> [(relative path, message, hint, points_at_key)] for one jsonschema error.
 
-    ``hide`` is a path prefix left out of field names (an action's shorthand key);
-    ``templates=False`` refuses ``{{ }}`` where nothing would render it (livekit, params, session).
+    ``hide`` is a path prefix left out of field names (an action's shorthand key).
     """
     path = tuple(error.absolute_path)
     value = error.instance
     kind = error.validator
     shown = path[len(hide):] if path[:len(hide)] == hide else path
-    label = _label(where, shown)
-    if _is_template(value) and not templates and kind in ("type", "pattern", "enum", "format", "const",
-                                                             "anyOf", "oneOf"):
-        return [(path, f"{label}: templates ({{{{ }}}}) are not allowed here", "write the value itself, "
-                 "or use ${VAR} for a value from the environment", False)]
+    label = field_label(where, shown)
     if kind in ("anyOf", "oneOf"):
         if _is_template(value):
             return []
@@ -107,14 +102,14 @@ def humanize(error: jsonschema.ValidationError, where: str, hide: tuple = (),
                            f"got {describe(value)}", _type_hint(value, wanted), False)]
         if branches:
             best = jsonschema.exceptions.best_match(branches)
-            return humanize(best, where, hide, templates)
+            return humanize(best, where, hide)
         return [(path, f"{label}: {describe(value)} is not allowed here", None, False)]
     if _is_template(value) and kind in ("type", "pattern", "enum", "format", "const"):
         return []  # checked when rendered
     if kind == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         extras = [k for k in value if k not in error.schema.get("properties", {})]
-        in_what = _label(where, shown, of=True)
+        in_what = field_label(where, shown, of=True)
         none_hint = f"{in_what} takes no keys: write {{}}" if not allowed else None
         return [(path + (k,), f"unknown key '{k}' in {in_what}{did_you_mean(k, allowed)}",
                  ("allowed keys: " + ", ".join(allowed)) if allowed and not did_you_mean(k, allowed) else none_hint,
@@ -164,9 +159,9 @@ def _is_template_branch(error: jsonschema.ValidationError) -> bool:
         error.schema.get("pattern") == TEMPLATE["pattern"]
 
 
-def validate(schema: dict, instance, where: str, *, hide: tuple = (), templates: bool = True):
+def validate(schema: dict, instance, where: str, *, hide: tuple = ()):
     """Every problem in ``instance``, humanized, in document order."""
     found = []
     for error in validator(schema).iter_errors(instance):
-        found.extend(humanize(error, where, hide, templates))
+        found.extend(humanize(error, where, hide))
     return found

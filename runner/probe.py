@@ -7,7 +7,9 @@ HTTP request to ``/rtc/validate`` turns the two common failures into one clear l
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import socket
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -27,6 +29,16 @@ def _clean(body: str, token: str) -> str:
     return body[:300]
 
 
+def os_reason(exc) -> str:
+    """'connection refused', not asyncio's "connect call failed ('127.0.0.1', 1)"."""
+    error = getattr(exc, "os_error", None)
+    if isinstance(error, socket.gaierror):
+        return f"unknown host ({error.strerror or error})".lower()
+    if getattr(error, "errno", None):
+        return os.strerror(error.errno).lower()
+    return str(getattr(error, "strerror", None) or error or exc).lower()
+
+
 async def probe(url: str, token: str, timeout: float = 5.0) -> None:
     import aiohttp
 
@@ -41,8 +53,7 @@ async def probe(url: str, token: str, timeout: float = 5.0) -> None:
     except ConnectFailed:
         raise
     except aiohttp.ClientConnectorError as exc:
-        reason = exc.os_error.strerror if getattr(exc, "os_error", None) and exc.os_error.strerror else str(exc)
-        raise ConnectFailed(f"cannot reach LiveKit at {url}: {reason.lower()}") from None
+        raise ConnectFailed(f"cannot reach LiveKit at {url}: {os_reason(exc)}") from None
     except asyncio.TimeoutError:
         raise ConnectFailed(f"cannot reach LiveKit at {url}: no answer within {timeout:g} s") from None
     except aiohttp.InvalidURL:

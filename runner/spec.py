@@ -57,8 +57,8 @@ class ToolSpec:
 class StageSpec:
     kind: str  # vad | stt | llm | tts
     type: str
-    body: dict  # constructor arguments and settings, env resolved, templates compiled
-    line: int
+    body: dict = field(repr=False)  # constructor arguments and settings (api_key: never printed)
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class BotSpec:
     file: str
     name: str
     description: str
-    livekit: dict
+    livekit: dict = field(repr=False)  # may hold api_key/api_secret/token: never printed
     params: dict
     session: dict
     pipeline: tuple

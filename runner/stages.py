@@ -111,7 +111,7 @@ def _check_stage(checker, kind, body, path, variables) -> StageSpec | None:
 
 
 def _check_api_key(checker, stage_type: str, body: dict, path: tuple) -> None:
-    info = catalog.load_catalog()["stages"][stage_type]
+    info = catalog.stage_entry(stage_type)  # one entry: load_catalog() deep-copies all of them
     param = info.get("params", {}).get("api_key")
     if not param or "api_key" in body or not info.get("env_prefix"):
         return
@@ -134,5 +134,5 @@ def _check_templates(checker, value, path, variables) -> None:
 
 
 def api_key_env(stage_type: str) -> str | None:
-    prefix = catalog.load_catalog()["stages"].get(stage_type, {}).get("env_prefix")
+    prefix = catalog.stage_entry(stage_type).get("env_prefix") if stage_type in catalog.stage_types() else None
     return os.environ.get(f"{prefix}_API_KEY") if prefix else None

@@ -33,7 +33,7 @@ def check_tools(checker, value, variables: dict) -> tuple:
         return ()
     if not isinstance(value, list):
         checker.report(("tools",), "tools: expected a list of tools",
-                       "for example:\ntools:\n  - name: end_call\n    description: End the call\n    do: [{end: {}}]")
+                       "for example: tools: [{name: end_call, description: End the call, do: [{end: {}}]}]")
         return ()
     if "llm" not in checker.capabilities:
         checker.report(("tools",), "tools need an llm stage in pipeline:", key=True)
@@ -48,16 +48,17 @@ def check_tools(checker, value, variables: dict) -> tuple:
             checker.report(path + ("name",), f"a second tool named '{item['name']}'")
         names.add(item["name"])
         parameters = item.get("parameters") or {"type": "object", "properties": {}}
-        if isinstance(parameters, dict):
-            _check_parameters(checker, parameters, path + ("parameters",))
+        if not isinstance(parameters, dict):
+            continue  # reported by the schema above
+        _check_parameters(checker, parameters, path + ("parameters",))
         scope = {**variables, **PARTICIPANT, "args": _args_shape(parameters)}  # participant: the last speaker
         actions = ActionChecker(checker, scope, f"tool '{item['name']}'").actions(item.get("do"), path + ("do",))
         result = item.get("result", "done")
         if isinstance(result, str):
-            from .templates import compile_value, is_template
+            from .templates import is_template
             if is_template(result):
                 checker.check_template(result, path + ("result",), scope)
-            result = compile_value(result, checker.sandbox)
+            result = checker.compile(result, path + ("result",))
         tools.append(ToolSpec(item["name"], item.get("description") or "", dict(parameters), actions, result))
     return tuple(tools)
 

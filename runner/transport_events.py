@@ -10,6 +10,7 @@ import asyncio
 
 from loguru import logger
 
+from .effects import set_audio_subscribed
 from .generation import STOP_REASONS
 
 SIMPLE = ["participant_disconnected", "audio_track_unsubscribed", "video_track_subscribed",
@@ -37,6 +38,8 @@ def wire_events(gen) -> None:
     async def _connected(_transport):
         gen.room = transport._client.room
         gen.room.on("disconnected", _room_disconnected)
+        gen.room.on("reconnecting", gen.sdk_reconnecting)
+        gen.room.on("reconnected", gen.sdk_reconnected)
         try:
             gen.room.register_text_stream_handler("lk.chat", _chat_stream)
         except ValueError:
@@ -99,7 +102,7 @@ def wire_events(gen) -> None:
     async def _audio(_transport, pid):
         if not bot.spec.params.get("audio_in_enabled") or pid in gen.muted:
             # nobody reads this audio: unsubscribe so it cannot pile up in memory (gotcha 16)
-            await transport.mute_participant(pid)
+            await set_audio_subscribed(transport._client.room, pid, False)
         fire("audio_track_subscribed", pid)
 
     for name in SIMPLE:

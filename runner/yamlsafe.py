@@ -256,6 +256,10 @@ def _build(node, path: Path, doc: Document, loader: _BotLoader):
                 raise _Refused(key_node.start_mark, "merge keys ('<<') are not allowed in bot files",
                                "write the keys out in full")
             if not isinstance(key_node, ScalarNode):
+                if node.flow_style and node.start_mark.buffer and \
+                        node.start_mark.buffer[node.start_mark.pointer:node.start_mark.pointer + 2] == "{{":
+                    raise _Refused(node.start_mark, "a value that starts with '{{' must be in quotes",
+                                   "write it as \"{{ ... }}\" (YAML reads an unquoted { as a mapping)")
                 raise _Refused(key_node.start_mark, "a key must be plain text, not a list or mapping",
                                "check the indentation of this line")
             key = loader.construct_object(key_node)

@@ -1,0 +1,76 @@
+"""In-process timings for the validate scenario, run in a child process so a hang is bounded.
+
+    python -m bench.inproc FOLDER QUICK   ->  one JSON object on stdout
+
+FOLDER holds greeter.yaml, big.yaml, flow_small.yaml, flow_big.yaml. Each measurement
+repeats until its count or its time budget is used up (at least 3 runs); the first
+(cold) run of each is reported separately and left out of the samples.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def timed(fn, count: int, budget: float) -> dict:
+    t0 = time.perf_counter()
+    fn()
+    cold = (time.perf_counter() - t0) * 1000
+    samples = []
+    end = time.perf_counter() + budget
+    while len(samples) < count and (len(samples) < 3 or time.perf_counter() < end):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return {"cold_ms": cold, "samples_ms": samples}
+
+
+def rejected(load, text: str) -> bool:
+    from runner.errors import ConfigError
+    try:
+        load(text, "bomb.yaml")
+    except ConfigError:
+        return True
+    return False
+
+
+def main(folder: Path, quick: bool) -> dict:
+    import logging
+    import warnings
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    from loguru import logger
+    logger.remove()
+
+    from runner.check import check_file
+    from runner.yamlsafe import load_text
+
+    from . import botfiles
+
+    count, budget = (10, 2.0) if quick else (40, 6.0)
+    out: dict = {}
+    out["check_greeter"] = timed(lambda: check_file(folder / "greeter.yaml"), count, budget)
+    out["check_big"] = timed(lambda: check_file(folder / "big.yaml"), count, budget)
+
+    from pipecat.flows import FlowConfig
+    small, big = (folder / "flow_small.yaml").read_text(), (folder / "flow_big.yaml").read_text()
+    out["flow_small"] = timed(lambda: FlowConfig.from_yaml(small), count, budget)
+    out["flow_big"] = timed(lambda: FlowConfig.from_yaml(big), count, budget)
+
+    bombs = {"alias_bomb": botfiles.alias_bomb(), "deep_flow_30000": botfiles.deep_flow(30000),
+             "deep_block_30000": botfiles.deep_block(30000)}
+    for name, text in bombs.items():
+        ok = rejected(load_text, text)
+        result = timed(lambda t=text: rejected(load_text, t), count, budget)
+        result["rejected"] = ok
+        result["bytes"] = len(text)
+        out[name] = result
+    return out
+
+
+if __name__ == "__main__":
+    result = main(Path(sys.argv[1]), sys.argv[2] == "1")
+    sys.stdout.write(json.dumps(result) + "\n")

@@ -1,0 +1,19 @@
+"""The scenarios, in the order they run. Adding one = a module here + one line in SCENARIOS.
+
+A scenario module defines NAME, TITLE, TIME_LIMIT (seconds, a hard bound) and
+``async def run(ctx, report)``; ``IMPLEMENTED = False`` records a "not implemented yet" row.
+"""
+
+from . import (event_action, hot_reload, scale_data, scale_voice, startup, validate, voice_round_trip,
+               worker_dispatch)
+
+SCENARIOS = [
+    validate,
+    startup,
+    event_action,
+    scale_data,
+    scale_voice,
+    voice_round_trip,
+    hot_reload,        # to be written: file write -> new behaviour live, p50/p95 over 50 edits
+    worker_dispatch,   # to be written: `lkrun worker` job dispatch
+]

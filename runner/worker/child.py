@@ -1,0 +1,77 @@
+"""The process of one job under ``lkrun worker --process-per-job``.
+
+Why a separate entry point: it starts *before* its job (a warm spare: imports done),
+prints ``{"ready": 1}`` and waits for one JSON line on stdin with the job (bot file,
+URL, token, room, identity). Progress goes back on stdout as JSON lines (``joined``,
+``event_ms``, ``error``); logs go to stderr. EOF on stdin means "not needed": exit 0.
+Exit code 0 means the job succeeded; SIGTERM makes the bot leave its room, then exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+
+
+def _emit(**message) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def _main(spec, job: dict) -> int:
+    from ..bot import BotRuntime
+    from ..engine import Trace
+    from .jobs import JobInfo, JobServer, job_spec, joined_or_gone, run_bot
+
+    trace = Trace(size=20)
+    trace.listeners.append(lambda entry: _emit(event_ms=entry.ms))
+    bot = BotRuntime(job_spec(spec, job["room"], job["identity"]), JobServer(job["url"], job_token=job["token"]),
+                     once=True, trace=trace)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.stop()))
+    info = JobInfo(id=job["id"], room=job["room"], identity=job["identity"], agent_name="", file=job["file"],
+                   token="", room_sid=job.get("room_sid", ""))
+
+    async def watch_join():
+        if await joined_or_gone(bot, info):
+            _emit(joined=1)
+
+    watcher = asyncio.ensure_future(watch_join())
+    try:
+        ok, error = await run_bot(bot)
+    finally:
+        watcher.cancel()
+    if not ok:
+        _emit(error=error)
+    return 0 if ok else 1
+
+
+def main() -> int:
+    from .. import logs
+    from ..check import check_file
+    from ..errors import ConfigError
+    from .jobs import preload
+    from .ops import setup_logging
+
+    setup_logging(bool(os.environ.get("LKRUN_VERBOSE")), bool(os.environ.get("LKRUN_JSON_LOGS")))
+    preload()
+    _emit(ready=1)
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    job = json.loads(line)
+    try:
+        spec = check_file(job["file"])
+    except ConfigError as exc:
+        _emit(error=f"{job['file']}: {len(exc.problems)} problem(s) in the bot file")
+        return 1
+    logs.register_secrets(spec.secrets)
+    return asyncio.run(_main(spec, job))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""The hardened loader: YAML hazards, positions, bombs, and a property test (BotSpec or ConfigError)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from runner.check import check_document
+from runner.errors import ConfigError
+from runner.spec import BotSpec
+from runner.yamlsafe import MAX_BYTES, MAX_DEPTH, load_bytes, load_file, load_text
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def problem(text: str | bytes):
+    """The single problem a broken document raises."""
+    with pytest.raises(ConfigError) as info:
+        load_bytes(text if isinstance(text, bytes) else text.encode(), "bot.yaml")
+    assert len(info.value.problems) == 1, info.value.render()
+    return info.value.problems[0]
+
+
+# ---- hazards ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, line, col, fragment", [
+    ("a:\n\tb: 1\n", 2, 1, "tab character"),
+    ("a:\n  b: 1\n c: 2\n", 3, 2, "indentation does not match"),
+    ("a:\n  b: 1\n    c: 2\n", 3, 6, "':' is in an unexpected place"),
+    ("description: time: now\n", 1, 18, "':' is in an unexpected place"),
+    ("a: 1\nb: 2\na: 3\n", 3, 1, "duplicate key 'a' (first defined at line 1)"),
+    ("x:\n  a: 1\n  a: 2\n", 3, 3, "duplicate key 'a' (first defined at line 2)"),
+    ("a: &x 1\n", 1, 4, "anchors ('&x')"),
+    ("a: *x\n", 1, 4, "aliases"),
+    ("a: !!python/object/apply:os.system ['id']\n", 1, 4, "'!!python/object/apply:os.system'"),
+    ("a: !!python/name:os.system\n", 1, 4, "'!!python/name:os.system'"),
+    ("a: !!binary aGVsbG8=\n", 1, 4, "'!!binary'"),
+    ("a: !!timestamp 2001-12-14\n", 1, 4, "'!!timestamp'"),
+    ("a: !env HOME\n", 1, 4, "'!env'"),
+    ("a: !secret key\n", 1, 4, "'!secret'"),
+    ("a:\n  <<: {b: 1}\n", 2, 3, "merge keys"),
+    ('a: "open\nb: 2\n', 1, 4, "quoted value is not closed"),
+    ("a: 'open\n", 1, 4, "quoted value is not closed"),
+    ("a: {b: 1\n", 1, 4, "'{' is not closed"),
+    ("a: [1, 2\n", 1, 4, "'[' is not closed"),
+    ("a: {{ x }}\n", 1, 4, "must be in quotes"),
+    ("? [a]\n: 1\n", 1, 3, "key must be plain text"),
+    ("a: 1\x00\n", 1, 5, "NUL byte"),
+    ("a: b\x1b\n", 1, 5, "control character U+001B"),
+    ("a: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n", 1, 4 + MAX_DEPTH, "nests deeper"),
+    ("- " * (MAX_DEPTH + 1) + "x\n", 1, 2 * MAX_DEPTH + 1, "nests deeper"),
+])
+def test_hazards_are_located_config_errors(text, line, col, fragment):
+    found = problem(text)
+    assert fragment in found.message
+    assert (found.file, found.line, found.col) == ("bot.yaml", line, col)
+    assert found.severity == "error"
+
+
+def test_not_utf8_points_at_the_bad_byte():
+    found = problem(b"a: 1\nb: caf\xe9\n")
+    assert (found.line, found.col) == (2, 7)
+    assert "UTF-8" in found.message
+
+
+def test_a_utf8_bom_is_fine():
+    assert load_bytes(b"\xef\xbb\xbfa: 1\n", "bot.yaml").data == {"a": 1}
+
+
+def test_size_cap():
+    found = problem(b"a: " + b"x" * MAX_BYTES + b"\n")
+    assert "larger than" in found.message
+
+
+@pytest.mark.parametrize("word", ["on", "off", "yes", "no", "NO", "No", "Yes", "y", "n", "True", "TRUE",
+                                  "False", "Off", "ON"])
+def test_only_true_and_false_are_booleans(word):
+    doc = load_text(f"{word}: {word}\n", "bot.yaml")
+    assert doc.data == {word: word}
+
+
+@pytest.mark.parametrize("text, value", [
+    ("true", True), ("false", False), ("1", 1), ("-3", -3), ("1.5", 1.5), ("1e3", 1000.0), ("~", None),
+    ("null", None), ("", None), ("0755", "0755"), ("22:22", "22:22"), ("0x1f", "0x1f"), ("1_000", "1_000"),
+    ("2001-12-14", "2001-12-14"), (".nan", ".nan"), ("0o17", "0o17"), ("'true'", "true"), ('"1"', "1"),
+])
+def test_scalar_typing_is_yaml_1_2_core(text, value):
+    assert load_text(f"v: {text}\n", "bot.yaml").data == {"v": value}
+
+
+def test_keys_are_always_text():
+    assert load_text("1: a\ntrue: b\nnull: c\n", "bot.yaml").data == {"1": "a", "true": "b", "null": "c"}
+
+
+def test_empty_and_comment_only_documents_are_none():
+    assert load_text("", "bot.yaml").data is None
+    assert load_text("# just a comment\n", "bot.yaml").data is None
+
+
+def test_more_than_one_document_is_an_error():
+    found = problem("a: 1\n---\nb: 2\n")
+    assert found.line == 2
+
+
+# ---- positions -------------------------------------------------------------------------------
+
+def test_positions_of_keys_and_values():
+    doc = load_text("version: 1\nlivekit:\n  room: lobby\non:\n  connected:\n"
+                    "    - say: 'hi'\n    - log: {message: x}\n", "bot.yaml")
+    assert doc.keys[("version",)] == (1, 1)
+    assert doc.values[("version",)] == (1, 10)
+    assert doc.keys[("livekit", "room")] == (3, 3)
+    assert doc.values[("livekit", "room")] == (3, 9)
+    assert doc.values[("on", "connected", 0)] == (6, 7)
+    assert doc.keys[("on", "connected", 0, "say")] == (6, 7)
+    assert doc.values[("on", "connected", 0, "say")] == (6, 12)
+    assert doc.values[("on", "connected", 1, "log", "message")] == (7, 22)
+    assert doc.where(("on", "connected", 1, "log", "message", "nope")) == (7, 22)
+    assert doc.where(("livekit", "room"), key=True) == (3, 3)
+    assert doc.where(("missing",)) == doc.values[()]
+
+
+def test_problem_uses_the_position():
+    doc = load_text("a:\n  b: 1\n", "x.yaml")
+    assert doc.problem(("a", "b"), "bad").render() == "x.yaml:2:6: error: bad"
+    assert doc.problem(("a", "b"), "bad", key=True).render() == "x.yaml:2:3: error: bad"
+
+
+def test_load_file_reports_missing_and_folders(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_file(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="folder"):
+        load_file(tmp_path)
+
+
+# ---- bombs -----------------------------------------------------------------------------------
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+@pytest.mark.parametrize("name, text", [
+    ("billion_laughs", BILLION_LAUGHS),
+    ("alias_first", "a: [*x, *x]\n"),
+    ("flow_30000", "a: " + "[" * 30000 + "]" * 30000 + "\n"),
+    ("flow_maps_30000", "a: " + "{b: " * 30000 + "1" + "}" * 30000 + "\n"),
+    ("block_30000", "- " * 30000 + "x\n"),
+    ("block_maps", "".join(" " * i + "k:\n" for i in range(600))),
+])
+def test_bombs_are_rejected_fast(name, text):
+    started = time.perf_counter()
+    with pytest.raises(ConfigError):
+        check_document(load_text(text, "bomb.yaml"), environ={}, dotenv={})
+    assert time.perf_counter() - started < 0.5, name
+
+
+# ---- property tests: BotSpec or ConfigError, nothing else ------------------------------------
+
+def _seeds() -> list[bytes]:
+    paths = sorted((ROOT / "tests" / "fixtures" / "valid").glob("*.yaml"))
+    paths += sorted((ROOT / "bots").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
+    paths += sorted((ROOT / "tests" / "fixtures" / "invalid").glob("*.yaml"))[:20]
+    return [p.read_bytes() for p in paths]
+
+
+SEEDS = _seeds()
+SETTINGS = settings(deadline=2000, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _check(raw: bytes | str):
+    try:
+        doc = load_bytes(raw, "fuzz.yaml") if isinstance(raw, bytes) else load_text(raw, "fuzz.yaml")
+        result = check_document(doc, environ={}, dotenv={})
+    except ConfigError as exc:
+        assert exc.problems and all(p.file == "fuzz.yaml" and p.line >= 1 and p.col >= 1 for p in exc.problems)
+        exc.render()
+        return
+    assert isinstance(result, BotSpec)
+
+
+@SETTINGS
+@given(st.text())
+def test_any_text_gives_a_spec_or_a_config_error(text):
+    _check(text)
+
+
+@SETTINGS
+@given(st.binary())
+def test_any_bytes_give_a_spec_or_a_config_error(raw):
+    _check(raw)
+
+
+MUTATION = st.tuples(st.sampled_from(["flip", "insert", "delete"]), st.integers(0, 1 << 16),
+                     st.one_of(st.integers(0, 255), st.sampled_from(list(b"{}[]:-'\"\n \t&*!|>#%@`$?,"))))
+
+
+def _mutate(seed: bytes, mutations) -> bytes:
+    data = bytearray(seed)
+    for op, where, byte in mutations:
+        pos = where % (len(data) + 1)
+        if op == "insert":
+            data[pos:pos] = bytes([byte])
+        elif data:
+            pos = min(pos, len(data) - 1)
+            if op == "flip":
+                data[pos] = byte
+            else:
+                del data[pos]
+    return bytes(data)
+
+
+@SETTINGS
+@given(st.sampled_from(SEEDS), st.lists(MUTATION, min_size=1, max_size=8))
+def test_mutated_fixtures_give_a_spec_or_a_config_error(seed, mutations):
+    _check(_mutate(seed, mutations))
+
+
+LINE_SPLICE = st.tuples(st.sampled_from(SEEDS), st.sampled_from(SEEDS), st.integers(0, 200), st.integers(0, 200))
+
+
+@SETTINGS
+@given(LINE_SPLICE)
+def test_spliced_fixtures_give_a_spec_or_a_config_error(splice):
+    """Lines of one file spliced into another: structurally plausible YAML with wrong shapes."""
+    first, second, cut, take = splice
+    a, b = first.splitlines(keepends=True), second.splitlines(keepends=True)
+    _check(b"".join(a[: cut % (len(a) + 1)] + b[take % (len(b) + 1):]))
