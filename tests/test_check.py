@@ -226,8 +226,25 @@ def test_an_action_needs_its_capability():
     ]
 
 
-def test_a_check_that_raises_is_reported():
+def test_an_unparsable_http_url_is_reported_at_the_url():
     (line,) = problems(HEAD + "on:\n  connected:\n    - http: {url: 'https://[broken/x'}\n")
+    assert line.startswith("bot.yaml:5:19: error: this http url is not a valid web address")
+
+
+def test_a_check_that_raises_is_reported():
+    import dataclasses
+
+    from runner.actions import ACTIONS
+
+    def broken(body, report):
+        raise ValueError("boom")
+
+    entry = ACTIONS["http"]
+    ACTIONS._entries["http"] = dataclasses.replace(entry, check=broken)
+    try:
+        (line,) = problems(HEAD + "on:\n  connected:\n    - http: {url: 'https://example.com/x'}\n")
+    finally:
+        ACTIONS._entries["http"] = entry
     assert line.startswith("bot.yaml:5:13: error: action 'http': ")
 
 
