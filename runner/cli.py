@@ -29,6 +29,8 @@ def main():
     lkrun bots/greeter.yaml          run a bot (embedded dev server when no LIVEKIT_URL)
     lkrun validate bots/             check bot files, compiler-style errors
     lkrun simulate BOT EVENT         run an event's actions without a room
+    lkrun worker bots/ --max-jobs 8   take rooms from LiveKit's agent dispatch (many machines)
+    lkrun dispatch BOT --room R       send a bot into a room through the workers
     """
 
 
@@ -125,6 +127,11 @@ def stages(kind):
     from .commands import describe_stages
     click.echo(describe_stages(kind))
 
+
+from .worker.commands import dispatch as _dispatch_cmd, worker as _worker_cmd  # noqa: E402
+
+main.add_command(_worker_cmd)
+main.add_command(_dispatch_cmd)
 
 if __name__ == "__main__":
     main()

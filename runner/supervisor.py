@@ -130,8 +130,9 @@ class Supervisor:
             await bot.run(fatal_first_connect=single)
         except BotFatal as exc:
             self.fatal.append(f"{bot.name}: {exc}")
-            if single:
+            if single:  # one line and exit 1, reload or not: waiting would hide the failure
                 click.echo(f"error: {exc}", err=True)
+                self.stop_event.set()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or a broken stage: report it, keep the others

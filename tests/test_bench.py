@@ -60,7 +60,7 @@ def test_results_json_has_every_scenario_with_sane_numbers(quick_run):
         if not getattr(module, "IMPLEMENTED", True):
             assert scenario["status"] == "not implemented yet"
             continue
-        assert scenario["status"] == "ok", (module.NAME, scenario["error"])
+        assert scenario["status"] == "ok", (module.NAME, scenario["error"], scenario.get("failures"))
         assert scenario["rows"], module.NAME
         for row in scenario["rows"]:
             assert row["value"] is not None and math.isfinite(row["value"]) and row["value"] > 0, (module.NAME, row)

@@ -1,4 +1,10 @@
-"""A data-only bot in a real room: greeting, ping/pong, chat, literal templates."""
+"""A data-only bot in a real room, in this process, against the real LiveKit server.
+
+Greetings (once per identity), ping/pong to the sender only, chat text streams, untrusted
+text that is never a template, DTMF, set_metadata seen by people, mute as an unsubscribe
+checked on the bot's side, ending when the room empties, after_speech sends without a voice,
+a failing action that fires `error` and stops its run, and per-person rate limits.
+"""
 
 import asyncio
 

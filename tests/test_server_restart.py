@@ -62,7 +62,7 @@ async def answered(person: Person, payload, timeout: float):
             reply = await person.next_data(timeout=0.5, sender="counter")
         except asyncio.TimeoutError:
             continue
-        assert "text" not in reply, f"{person.identity} was greeted again: {reply}"
+        assert isinstance(reply, dict) and "text" not in reply, f"{person.identity} got {reply!r}, not a count"
         return reply
     raise AssertionError(f"the bot did not answer {person.identity} within {timeout:g} s")
 

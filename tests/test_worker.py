@@ -1,5 +1,7 @@
 """`lkrun worker` against the real livekit-server: dispatch, capacity, drain, server restarts.
 
+The first test runs in both execution modes (in the worker's process, ``--process-per-job``);
+the two-node Redis test is opt-in (``LKRUN_MULTINODE=1``, needs ``redis-server``), outside CI.
 Workers run as real processes (`python -m runner.worker worker ...`) because signals, exit
 codes and "one worker per machine" are what is being tested. Each test uses its own agent
 name so workers of one test never receive another test's jobs on the shared server.
@@ -151,8 +153,9 @@ async def until(check, timeout: float, what: str, interval: float = 0.05):
 
 
 @pytest.mark.livekit
-async def test_dispatch_puts_the_bot_in_the_room_and_delete_makes_it_leave(livekit_server, workers):
-    name, (worker,) = workers(livekit_server)
+@pytest.mark.parametrize("mode", [[], ["--process-per-job"]], ids=["in-process", "process-per-job"])
+async def test_dispatch_puts_the_bot_in_the_room_and_delete_makes_it_leave(livekit_server, workers, mode):
+    name, (worker,) = workers(livekit_server, 1, *mode)
     worker_id = await worker.wait_registered()
     room = f"wk-room-{uuid.uuid4().hex[:6]}"
     async with lkapi(livekit_server) as lk:

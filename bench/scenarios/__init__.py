@@ -14,6 +14,6 @@ SCENARIOS = [
     scale_data,
     scale_voice,
     voice_round_trip,
-    hot_reload,        # to be written: file write -> new behaviour live, p50/p95 over 50 edits
-    worker_dispatch,   # to be written: `lkrun worker` job dispatch
+    hot_reload,        # file write -> new behaviour live, p50/p95 over 50 edits
+    worker_dispatch,   # `lkrun worker` job dispatch (see bench/worker_bench.py)
 ]

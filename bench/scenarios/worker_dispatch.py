@@ -1,15 +1,7 @@
-"""Worker dispatch: room created -> bot joined via LiveKit agent dispatch. Not written yet.
+"""Worker dispatch: dispatch -> bot in room (p50/p95) and memory per job, in-process vs a process per job.
 
-To implement once ``lkrun worker`` exists: start one worker, create rooms (or dispatches)
-through the server API, time until the bot joins each (a Peer's participant_connected),
-p50/p95; then SIGTERM drain time with calls running. Set IMPLEMENTED = True and fill ``run``.
+The measurement lives in bench/worker_bench.py (also runnable alone: python -m bench.worker_bench).
 """
+from ..worker_bench import NAME, TIME_LIMIT, TITLE, run  # noqa: F401
 
-NAME = "worker_dispatch"
-TITLE = "worker dispatch: dispatch -> bot in the room"
-TIME_LIMIT = 120
-IMPLEMENTED = False
-
-
-async def run(ctx, report):
-    raise NotImplementedError("not implemented yet")
+IMPLEMENTED = True
