@@ -29,6 +29,7 @@ class Peer:
         self._join_waiters: dict[str, asyncio.Event] = {}
         self._replies: dict[int, asyncio.Future] = {}
         self._seq = 0
+        self._connect: asyncio.Future | None = None
         self.room.on("participant_connected", self._on_join)
         self.room.on("data_received", self._on_data)
 
@@ -48,9 +49,14 @@ class Peer:
         if future is not None and not future.done():
             future.set_result(now)
 
-    async def join(self, timeout: float = 15.0) -> "Peer":
-        await asyncio.wait_for(self.room.connect(self.server.url, person_token(self.server, self.room_name,
-                                                                                self.identity)), timeout)
+    async def join(self, timeout: float = 60.0) -> "Peer":
+        # Never cancel rtc.Room.connect: cancelled after the SDK's ConnectCallback, the room never
+        # sends ReadyForRoomEvent, and the SDK then "panics" and SIGTERMs this whole process
+        # (livekit/rtc/_ffi_client.py). On a timeout the connect finishes (or fails) on its own.
+        connect = asyncio.ensure_future(self.room.connect(
+            self.server.url, person_token(self.server, self.room_name, self.identity)))
+        self._connect = connect
+        await asyncio.wait_for(asyncio.shield(connect), timeout)
         for identity in self.room.remote_participants:
             self.joined.setdefault(identity, time.monotonic())
         return self
@@ -98,6 +104,9 @@ class Peer:
         raise RuntimeError(f"no reply from the bot in room {self.room_name} after {attempts} pings")
 
     async def leave(self) -> None:
+        connect = self._connect
+        if connect is not None and not connect.done():  # let a slow connect finish, then leave
+            await asyncio.wait([connect], timeout=30)
         try:
             await asyncio.wait_for(self.room.disconnect(), 5)
         except Exception:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-COLORS = [("floor + audio", "#8c564b"), ("floor", "#2ca02c"), ("lkrun", "#1f77b4"), ("hand-written", "#ff7f0e"),
+COLORS = [("floor+audio", "#8c564b"), ("floor", "#2ca02c"), ("lkrun", "#1f77b4"), ("hand-written", "#ff7f0e"),
           ("process-per-call", "#ff7f0e"), ("pipecat", "#ff7f0e"), ("runner.yamlsafe", "#9467bd")]
 
 
@@ -86,8 +86,11 @@ def draw(results: dict, path) -> None:
 
     s = results["scenarios"]
     empty = {"rows": [], "status": "not run"}
-    fig = plt.figure(figsize=(19, 19))
-    grid = fig.add_gridspec(4, 3)
+    drawn = {"validate", "startup", "event_action", "scale_data", "scale_voice", "voice_round_trip"}
+    others = [name for name in s if name not in drawn][:3]  # later scenarios: a generic panel each
+    rows = 5 if others else 4
+    fig = plt.figure(figsize=(19, 4.75 * rows))
+    grid = fig.add_gridspec(rows, 3)
     ratios(fig.add_subplot(grid[0, 0:2]), results)
     bars(fig.add_subplot(grid[0, 2]), s.get("event_action", empty), "event -> action (p50)")
     bars(fig.add_subplot(grid[1, 0]), s.get("startup", empty), "start-up: spawn -> in the room (p50)")
@@ -100,9 +103,11 @@ def draw(results: dict, path) -> None:
               latency, "ms")
         scale(fig.add_subplot(grid[row, 2]), s.get(key, empty), f"{label}: CPU over the window", "cpu_pct",
               "% of one core")
+    for column, name in enumerate(others):
+        bars(fig.add_subplot(grid[4, column]), s[name], f"{name} ({s[name].get('status')})")
     meta = results.get("meta", {})
     fig.suptitle(f"lkrun benchmark ({'quick' if meta.get('quick') else 'full'}, {meta.get('cpus')} CPUs, "
                  f"pipecat {meta.get('pipecat')}, total {meta.get('total_wall_s')} s)", fontsize=12)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     fig.savefig(path, dpi=90)
     plt.close(fig)

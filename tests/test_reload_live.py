@@ -200,7 +200,7 @@ async def test_voice_and_system_instruction_change_live(livekit_server, people, 
     try:
         async with Lkrun(livekit_server, path) as lkrun:
             await lkrun.wait_for_line("in room")
-            alice = await people(room_name, "alice")
+            alice = await people(room_name, "alice", mic=False)  # the test publishes its own mic
             await Microphone(alice.room).publish()
             ear = Speaker(alice.room, "speaker")
             loop = asyncio.get_running_loop()

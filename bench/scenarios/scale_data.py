@@ -37,7 +37,7 @@ def plan(quick: bool) -> list[tuple[str, int]]:
 
 
 async def run(ctx, report):
-    window = 3.0 if ctx.quick else 8.0
+    window = 2.0 if ctx.quick else 8.0
     found = {}
     for system, n in plan(ctx.quick):
         try:
