@@ -30,7 +30,9 @@ class _Lane:
     def __init__(self):
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=256)
         self.task: asyncio.Task | None = None
-        self.current: asyncio.Task | None = None
+        self.current: asyncio.Task | None = None  # only for mode: restart (it may be cancelled)
+        self.busy = False
+        self.mode = "queued"
 
 
 class RateLimiter:
@@ -107,7 +109,8 @@ class Dispatcher:
             self._spawn(coro_factory())
             return
         lane = self.lanes.setdefault(key, _Lane())
-        if mode == "single" and lane.current is not None and not lane.current.done():
+        lane.mode = mode
+        if mode == "single" and (lane.busy or not lane.queue.empty()):
             return
         if mode == "restart" and lane.current is not None and not lane.current.done():
             lane.current.cancel()
@@ -124,6 +127,13 @@ class Dispatcher:
     async def _drain(self, lane: _Lane) -> None:
         while not lane.queue.empty():
             factory = lane.queue.get_nowait()
+            if lane.mode != "restart":  # run in this task: no extra task per event
+                lane.busy = True
+                try:
+                    await factory()
+                finally:
+                    lane.busy = False
+                continue
             lane.current = asyncio.ensure_future(factory())
             try:
                 await lane.current

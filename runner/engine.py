@@ -84,6 +84,16 @@ def _jsonable(value):
     return str(value)
 
 
+def _mask_tree(value, secrets):
+    if isinstance(value, str):
+        return mask(value, secrets)
+    if isinstance(value, dict):
+        return {k: _mask_tree(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_tree(v, secrets) for v in value]
+    return value
+
+
 class Run:
     """One event run: renders each action against the current state and executes it."""
 
@@ -97,14 +107,15 @@ class Run:
         self.node: ActionNode | None = None
         self.trace_entry = TraceEntry(time.time(), spec.name, event, participant)
         self.trace = trace
+        self.now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")  # one clock per run
 
     def context(self) -> dict:
         context = {
             "bot": {"name": self.spec.name, "identity": self.spec.identity, "room": self.spec.room},
             "vars": self.spec.vars,
             "state": dict(self.state.room),
-            "room": {"name": self.spec.room, "participants": list(self.participants)},
-            "now": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "room": {"name": self.spec.room, "participants": self.participants},
+            "now": self.now,
             "event": {"name": self.event},
             "results": dict(self.results),
         }
@@ -153,14 +164,9 @@ class Run:
         return self.trace_entry
 
     def masked(self, value):
+        """A JSON-able copy for the trace, with secret values masked (when the bot has any)."""
         value = _jsonable(value)
-        if isinstance(value, str):
-            return mask(value, self.spec.secrets)
-        if isinstance(value, dict):
-            return {k: self.masked(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.masked(v) for v in value]
-        return value
+        return _mask_tree(value, self.spec.secrets) if self.spec.secrets else value
 
     # helpers used by action run functions
     def truthy(self, value) -> bool:

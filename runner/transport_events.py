@@ -44,6 +44,8 @@ def wire_events(gen) -> None:
             gen.room.register_text_stream_handler("lk.chat", _chat_stream)
         except ValueError:
             pass
+        if not bot.spec.params.get("audio_out_enabled"):
+            await _unpublish_silent_track(gen.room)
         gen.connected.set()
         bot.connected_once = True
         logger.info(f"[{bot.spec.name}] in room '{bot.spec.room}' as '{me}'")
@@ -145,6 +147,18 @@ def wire_events(gen) -> None:
             logger.error(f"[{bot.spec.name}] {getattr(frame, 'error', frame)}")
             fire("error", extra={"error": {"message": str(getattr(frame, "error", frame)), "event": None,
                                            "action": None, "line": None}})
+
+
+async def _unpublish_silent_track(room) -> None:
+    """pipecat always publishes an audio track; a bot that never speaks pays ~2% of a core
+    per room for its encoder. Unpublish it (people see the bot either way)."""
+    from livekit import rtc
+    for publication in list(room.local_participant.track_publications.values()):
+        if publication.kind == rtc.TrackKind.KIND_AUDIO:
+            try:
+                await room.local_participant.unpublish_track(publication.sid)
+            except Exception as exc:  # not worth failing a connect over
+                logger.debug(f"could not unpublish the silent audio track: {exc}")
 
 
 def _connect_message(frame) -> str:
