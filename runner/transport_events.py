@@ -45,7 +45,9 @@ def wire_events(gen) -> None:
         except ValueError:
             pass
         if not bot.spec.params.get("audio_out_enabled"):
-            await _unpublish_silent_track(gen.room)
+            # detached and bounded: an unpublish racing a disconnect never completes, and pipecat
+            # waits for this handler before it can leave the room
+            asyncio.ensure_future(_unpublish_silent_track(gen.room))
         gen.connected.set()
         bot.connected_once = True
         logger.info(f"[{bot.spec.name}] in room '{bot.spec.room}' as '{me}'")
@@ -156,7 +158,7 @@ async def _unpublish_silent_track(room) -> None:
     for publication in list(room.local_participant.track_publications.values()):
         if publication.kind == rtc.TrackKind.KIND_AUDIO:
             try:
-                await room.local_participant.unpublish_track(publication.sid)
+                await asyncio.wait_for(room.local_participant.unpublish_track(publication.sid), 2.0)
             except Exception as exc:  # not worth failing a connect over
                 logger.debug(f"could not unpublish the silent audio track: {exc}")
 
