@@ -30,6 +30,18 @@ class Outcome:
     connected: bool = False
 
 
+def preload_pipecat() -> None:
+    """The first import of pipecat takes ~0.3 s of CPU."""
+    import pipecat.pipeline.worker  # noqa: F401
+    import pipecat.transports.livekit.transport  # noqa: F401
+    import pipecat.workers.runner  # noqa: F401
+
+
+async def _import_pipecat() -> None:
+    """Off the event loop (other bots keep answering while a bot starts)."""
+    await asyncio.to_thread(preload_pipecat)
+
+
 class Generation:
     def __init__(self, bot, number: int):
         self.bot = bot
@@ -89,8 +101,10 @@ class Generation:
     async def run(self) -> Outcome:
         bot, spec = self.bot, self.bot.spec
         token = bot.server.token_for(spec)
+        checking = asyncio.ensure_future(probe(bot.server.url, token))
+        await _import_pipecat()  # in a thread, while the probe waits for the server
         try:
-            await probe(bot.server.url, token)
+            await checking
         except ConnectFailed as exc:
             return Outcome("connect_failed", str(exc))
         if self.outcome is not None:  # stopped while probing: do not join at all
