@@ -236,3 +236,21 @@ async def test_voice_and_system_instruction_change_live(livekit_server, people, 
             assert alice.left.empty()  # no disconnect
     finally:
         await llm.stop()
+
+
+async def test_invalid_at_start_waits_for_the_fix_and_reloaded_fires(livekit_server, people, room_name, tmp_path):
+    path = tmp_path / "reloader.yaml"
+    good = BOT.replace("ROOM", room_name) + "  reloaded:\n    - send: {data: {reloaded: \"{{ changes }}\"}}\n"
+    path.write_text(good.replace("reply: one", "reply: [unclosed"))
+    async with Lkrun(livekit_server, path) as lkrun:
+        await lkrun.wait_for_line("waiting for a fix")
+        assert any(line.startswith(f"{path}:5:") and ": error: " in line for line in lkrun.lines), lkrun.lines
+        alice = await people(room_name, "alice")
+        assert await alice.no_data(1.0, sender="reloader")  # no bot yet
+        save_by_rename(path, good)
+        await lkrun.wait_for_line("started")
+        assert await alice.next_data(15, sender="reloader") == {"greet": "Hello"}
+        mark = len(lkrun.lines)
+        save_by_rename(path, good.replace("greeting: Hello", "greeting: Hi"))
+        await lkrun.wait_for_line("applied live", after=mark)
+        assert await alice.next_data(5, sender="reloader") == {"reloaded": ["vars"]}  # one {{ }} keeps its type
