@@ -152,8 +152,10 @@ class Dispatcher:
         bot = self.bot
         run = Run(bot.spec, self.state, bot.effects, event, variables, participant, bot.participants(), bot.trace)
         entry = await run.execute(nodes)
-        logger.debug(f"[{bot.spec.name}] {event} ({participant or '-'}) {entry.outcome} in {entry.ms} ms: "
-                     f"{entry.steps}")
+        # lazy: formatting every trace for a disabled debug level was a measurable part of a run
+        logger.opt(lazy=True).debug("[{}] {} ({}) {} in {} ms: {}", lambda: bot.spec.name, lambda: event,
+                                    lambda: participant or "-", lambda: entry.outcome, lambda: entry.ms,
+                                    lambda: entry.steps)
         if entry.error:
             logger.error(entry.error)
             if event != "error":
