@@ -287,3 +287,36 @@ async def test_a_flood_from_one_person_does_not_delay_another(run_bot, people, r
           f"({len(during_all)} pings); {echoes} of 200 flood runs ran, {bot.dispatcher.dropped} dropped")
     assert during < baseline * 3 + 0.2
     assert bot.dispatcher.dropped > 100 and echoes < 100
+
+
+async def test_a_duplicate_identity_ends_the_bot_without_a_kick_loop(run_bot, people, room_name):
+    from runner.bot import BotFatal
+    bot, task = await run_bot(GREETER.replace("ROOM", room_name))
+    impostor = await people(room_name, "greeter", mic=False)  # same identity: LiveKit evicts the bot
+    with pytest.raises(BotFatal, match="same identity 'greeter'"):
+        await asyncio.wait_for(task, 15)
+    await asyncio.sleep(2.0)  # a kick loop would take the identity back from the impostor here
+    assert impostor.room.connection_state == rtc_connected()
+    assert bot.generations == 1
+
+
+async def test_removed_from_the_room_the_bot_does_not_rejoin(run_bot, people, room_name, livekit_server):
+    from livekit import api
+
+    from runner.bot import BotFatal
+    bot, task = await run_bot(GREETER.replace("ROOM", room_name))
+    watcher = await people(room_name, "watcher")
+    assert await watcher.next_data(10, sender="greeter") == {"text": "Welcome, watcher!"}
+    async with api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret) as lk:
+        await lk.room.remove_participant(api.RoomParticipantIdentity(room=room_name, identity="greeter"))
+    with pytest.raises(BotFatal, match="removed from the room"):
+        await asyncio.wait_for(task, 15)
+    assert await asyncio.wait_for(watcher.left.get(), 10) == "greeter"
+    assert await watcher.no_data(2.0, sender="greeter")
+    assert "greeter" not in watcher.room.remote_participants  # it did not come back
+    assert bot.generations == 1
+
+
+def rtc_connected():
+    from livekit import rtc
+    return rtc.ConnectionState.CONN_CONNECTED
