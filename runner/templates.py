@@ -120,12 +120,44 @@ def _failure(exc: Exception, source: str) -> TemplateError:
     return TemplateError(f"line {line}: {text}" if line and "\n" in source.strip() else text)
 
 
+_SLOW = object()
+
+
+def _plain_path(expr) -> tuple | None:
+    """('participant', 'id') for `participant.id`; None for anything that is not a plain path."""
+    path = []
+    while isinstance(expr, nodes.Getattr):
+        path.append(expr.attr)
+        expr = expr.node
+    if not isinstance(expr, nodes.Name) or any(p.startswith("_") for p in [expr.name, *path]):
+        return None
+    return (expr.name, *reversed(path))
+
+
+def _lookup(context: dict, path: tuple):
+    """The sandbox's own rules for data (keys only, missing is null, null chains stay null);
+    _SLOW sends anything else (a missing name, an attribute of a string) through Jinja."""
+    if path[0] not in context:
+        return _SLOW
+    value = context[path[0]]
+    for key in path[1:]:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            return _SLOW
+        try:
+            value = value[key]
+        except (LookupError, TypeError):
+            return None
+    return value if isinstance(value, (str, int, float, bool, type(None), dict, list)) else _SLOW
+
+
 class Template:
     """One compiled template string from the bot file; renders against event variables."""
 
     def __init__(self, sandbox: Sandbox, source: str):
         self.source, self._limit, env = source, sandbox.max_output, sandbox.env
-        self._template = self._expression = None
+        self._template = self._expression = self._path = None
         stripped = source.strip()
         body = env.parse(stripped).body if stripped.startswith("{{") and stripped.endswith("}}") else ()
         if (len(body) == 1
@@ -134,6 +166,7 @@ class Template:
             expr = body[0].nodes[0]  # as Environment.compile_expression does, from the parsed node
             assign = nodes.Assign(nodes.Name("result", "store", lineno=1), expr, lineno=1)
             self._expression = env.from_string(nodes.Template([assign], lineno=1))
+            self._path = _plain_path(expr)
         else:
             self._template = env.from_string(source)
 
@@ -142,6 +175,10 @@ class Template:
 
     def render(self, context: dict) -> object:
         """A lone ``{{ expression }}`` keeps its native type; anything else renders to a string."""
+        if self._path is not None:  # `{{ participant.id }}`: the commonest template, looked up directly
+            value = _lookup(context, self._path)
+            if value is not _SLOW and (not isinstance(value, str) or len(value) <= self._limit):
+                return value
         try:
             return self._native(context) if self._expression is not None else self._text(context)
         except Exception as exc:  # anything a template does wrong stops only this run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -374,3 +376,32 @@ def test_check_flags_loading_other_templates(text, tag):
 
 def test_check_ignores_raw_blocks():
     assert check("{% raw %}{{ partcipant }}{% endraw %}") == []
+
+
+FAST_CONTEXT = {"participant": {"id": "alice", "name": None, "state": {"n": 2}}, "message": {"a": {"b": [1, 2]}},
+                "data": "text", "vars": {"pause": 0.5, "nested": {"deep": True}}}
+
+
+@pytest.mark.parametrize("source", [
+    "{{ participant.id }}", "{{ participant.name }}", "{{ participant.missing }}", "{{ participant.state.n }}",
+    "{{ message.a.b }}", "{{ message.a }}", "{{ message.x.y.z }}", "{{ vars.pause }}", "{{ vars.nested.deep }}",
+    "{{ data }}", "{{data.upper}}", "{{ data.missing }}",
+])
+def test_plain_path_fast_path_matches_jinja(source):
+    """`{{ a.b }}` is looked up directly; it must give exactly what the sandboxed Jinja gives."""
+    fast = Sandbox().compile(source)
+    slow = Sandbox().compile(source)
+    slow._path = None
+    try:
+        expected = slow.render(FAST_CONTEXT)
+    except TemplateError as exc:
+        with pytest.raises(TemplateError, match=re.escape(str(exc))):
+            fast.render(FAST_CONTEXT)
+        return
+    got = fast.render(FAST_CONTEXT)
+    assert got == expected and type(got) is type(expected)
+
+
+def test_fast_path_unknown_name_still_fails_like_jinja():
+    with pytest.raises(TemplateError, match="nobody"):
+        Sandbox().compile("{{ nobody.id }}").render(FAST_CONTEXT)
