@@ -103,7 +103,9 @@ async def test_assistant_answers_through_llm_and_runs_tool_actions(run_bot, peop
         assert "hello there" in first[-1]["content"].lower()
         reply_at = await ear.first_sound(loop.time() - 1.0, timeout=10)
         await asyncio.sleep(2.5)
-        assert "you said" in transcribe(ear.audio_since(reply_at)).lower()
+        # the fake LLM answers "You said: <text>"; espeak's robotic "you said" is sometimes heard as
+        # "you can", so check the echoed words
+        assert "hello there" in transcribe(ear.audio_since(reply_at)).lower()
 
         await mic.play(speech("Please transfer me to the sales team."))
         await mic.play(silence(1.0))
