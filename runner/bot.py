@@ -37,9 +37,7 @@ class BotRuntime:
         self.connected_once = False
         self.stopping = False
         self.generations = 0
-        self.session_started = time.monotonic()
         self._session_tasks: list[asyncio.Task] = []
-        self._session_ending = False
 
     @property
     def name(self) -> str:
@@ -104,11 +102,13 @@ class BotRuntime:
 
     async def _end_session_state(self) -> None:
         await self.dispatcher.stop()
+        self._cancel_session_tasks()
+        self.state.reset()
+
+    def _cancel_session_tasks(self) -> None:
         for task in self._session_tasks:
             task.cancel()
         self._session_tasks.clear()
-        self.state.reset()
-        self.session_started = time.monotonic()
 
     def pipeline_started(self, gen: Generation) -> None:
         """Session timers start with the first generation of a session."""
@@ -121,8 +121,7 @@ class BotRuntime:
         """Leave the room now (SIGINT/SIGTERM, a deleted bot file)."""
         self.stopping = True
         await self.dispatcher.stop()
-        for task in self._session_tasks:
-            task.cancel()
+        self._cancel_session_tasks()
         gen = self.generation
         if gen is not None:
             gen.finish("stopped")

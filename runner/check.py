@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +13,7 @@ from .env import EnvResolver, mask
 from .errors import ConfigError, Problem, did_you_mean
 from .events import EVENTS, MODES, common_variables, variables_for, where_available
 from .spec import BotSpec, Handler, Trigger
-from .yamlsafe import Document, load_file
+from .yamlsafe import Document, load_file, text_digest
 
 TOP_LEVEL = list(sections.TOP_LEVEL_DOC)
 EVENT_ALIASES = {"client_connected": "participant_connected", "client_disconnected": "participant_disconnected"}
@@ -73,7 +72,7 @@ class Checker:
         value = data.get(key)
         if value is None:
             return {}
-        for rel, text in _template_strings(value):  # nothing renders livekit, params or session
+        for rel, text in templates.template_strings(value):  # nothing renders livekit, params or session
             self.report((key,) + rel, f"{humanize.field_label(key, rel)}: templates ({{{{ }}}}) are not allowed here",
                         "write the value itself, or use ${VAR} for a value from the environment")
         for rel, message, hint, at_key in humanize.validate(schema, value, key):
@@ -136,7 +135,7 @@ class Checker:
             livekit={**livekit, "identity": livekit.get("identity") or name}, params=params, session=session,
             pipeline=tuple(pipeline), vars=bot_vars, on=MappingProxyType(handlers), tools=tools,
             secrets=frozenset(self.env.secrets), warnings=tuple(sorted(self.problems)), raw=data,
-            text_hash=hashlib.sha256(self.doc.text.encode("utf-8", "surrogatepass")).hexdigest())
+            text_hash=text_digest(self.doc.text))
 
     def _unsupported_params(self, data: dict) -> dict:
         """LiveKitParams fields that hold Python objects get their own message, not 'unknown key'."""
@@ -236,17 +235,6 @@ def _masked(problem: Problem, secrets) -> Problem:
         return problem
     hint = mask(problem.hint, secrets) if problem.hint else problem.hint
     return replace(problem, message=mask(problem.message, secrets), hint=hint)
-
-
-def _template_strings(value, rel: tuple = ()):
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from _template_strings(inner, rel + (key,))
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            yield from _template_strings(inner, rel + (index,))
-    elif templates.is_template(value):
-        yield rel, value
 
 
 def _strings(value) -> set:

@@ -102,24 +102,13 @@ class ActionChecker:
             for concrete in _expand(item, pattern):
                 value = _get(item, concrete)  # not a list: already reported by the schema or companion check
                 nested[concrete] = self.actions(value, path + concrete) if isinstance(value, list) else ()
-        self.templates(raw, base, skip={c[1:] for c in nested if c[:1] == (name,)})
+        for rel, text in templates.template_strings(raw, skip={c[1:] for c in nested if c[:1] == (name,)}):
+            self.checker.check_template(text, base + rel, self.variables)
         compiled = self.checker.compile(body, base)
         if compiled is None:
             return None
         line, col = self.checker.doc.where(path)
         return ActionNode(name, compiled, MappingProxyType(nested), line, col)
-
-    def templates(self, value, path: tuple, skip=frozenset(), rel: tuple = ()):
-        if rel in skip:
-            return
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                self.templates(inner, path + (key,), skip, rel + (key,))
-        elif isinstance(value, list):
-            for index, inner in enumerate(value):
-                self.templates(inner, path + (index,), skip, rel + (index,))
-        elif isinstance(value, str) and templates.is_template(value):
-            self.checker.check_template(value, path, self.variables)
 
 
 def _takes_mapping(schema: dict) -> bool:

@@ -14,7 +14,7 @@ from loguru import logger
 
 from .engine import Run, SessionState, Trace, event_variables
 
-JOIN_EVENTS = {"participant_connected", "first_participant_joined"}
+JOIN_EVENTS = {"participant_connected"}  # once per identity; first_participant_joined: once per session
 # Events carrying what other people send. A packet can come with no sender (a server API,
 # or a person the bot has not been told about yet): those share one rate-limit bucket.
 UNTRUSTED_EVENTS = {"data_received", "app_message", "chat_received", "dtmf_event"}

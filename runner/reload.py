@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from pathlib import Path
 
 import click
@@ -17,6 +16,7 @@ from loguru import logger
 
 from .commands import BOT_SUFFIXES
 from .errors import ConfigError
+from .yamlsafe import text_digest
 
 LIVE_KEYS = {"on", "vars", "name", "description"}
 
@@ -107,16 +107,16 @@ class Watcher:
     def __init__(self, supervisor):
         self.supervisor = supervisor
         self.hashes: dict[str, str] = {}
-        self.timings: list[float] = []  # seconds from a change seen to the new version live
         for spec in supervisor.specs:
             self.hashes[supervisor.key_for(spec.file)] = spec.text_hash
         self.folders = {Path(f).resolve().parent for f in supervisor.files} | set(supervisor.folders)
+        self.bot_folders = {Path(d).resolve() for d in supervisor.folders}  # folder mode: any new file
 
     def tracked(self, path: Path) -> bool:
         if path.suffix not in BOT_SUFFIXES or path.name.startswith("."):
             return False
-        return str(path.resolve()) in self.supervisor.file_keys or path.resolve().parent in {
-            Path(d).resolve() for d in self.supervisor.folders}
+        resolved = path.resolve()
+        return str(resolved) in self.supervisor.file_keys or resolved.parent in self.bot_folders
 
     async def handle(self, path: Path) -> None:
         key = self.supervisor.key_for(path)
@@ -126,13 +126,12 @@ class Watcher:
                 click.echo(f"{key}: deleted, stopping its bot", err=True)
                 await self.supervisor.stop_bot(key)
             return
-        started = time.perf_counter()
         try:
             raw = path.read_bytes()
         except OSError:
             return
-        try:  # the same digest as BotSpec.text_hash, so an unchanged save is skipped
-            digest = hashlib.sha256(raw.decode("utf-8-sig").encode("utf-8", "surrogatepass")).hexdigest()
+        try:  # the same digest as BotSpec.text_hash (load_bytes decodes utf-8-sig too)
+            digest = text_digest(raw.decode("utf-8-sig"))
         except UnicodeDecodeError:
             digest = hashlib.sha256(raw).hexdigest()
         if self.hashes.get(key) == digest:
@@ -157,7 +156,6 @@ class Watcher:
             click.echo(f"{key}: started", err=True)
             return
         change = await apply(bot, spec)
-        self.timings.append(time.perf_counter() - started)
         message = f"reloaded {Path(key).name}: {describe(change)}"
         logger.info(message)
         self.supervisor.notice(key, "reload", message)

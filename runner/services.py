@@ -30,6 +30,15 @@ def _import(module: str, cls: str, stage_type: str):
                               f"({exc})") from None
 
 
+def service_class(stage_type: str):
+    """The pipecat class behind a stage type (lkrun's espeak, or the one pipecat's catalog names)."""
+    if stage_type == "espeak_tts":
+        from .espeak_tts import EspeakTTSService
+        return EspeakTTSService
+    entry = catalog.stage_entry(stage_type)
+    return _import(entry["module"], entry["class"], stage_type)
+
+
 def _local_defaults(stage_type: str, kwargs: dict, settings: dict) -> None:
     if stage_type == "whisper_stt":
         if "model" not in settings:
@@ -85,11 +94,10 @@ def build_service(stage, spec):
     settings = dict(body.pop("settings", None) or {})
     if stage.kind == "vad":
         return build_vad(settings, spec)
+    cls = service_class(stage_type)
     if stage_type == "espeak_tts":
-        from .espeak_tts import EspeakTTSService
-        return EspeakTTSService(settings=EspeakTTSService.Settings(**settings))
+        return cls(settings=cls.Settings(**settings))
     entry = catalog.stage_entry(stage_type)
-    cls = _import(entry["module"], entry["class"], stage_type)
     _local_defaults(stage_type, body, settings)
     if "api_key" in entry.get("params", {}) and "api_key" not in body and entry.get("env_prefix"):
         value = os.environ.get(f"{entry['env_prefix']}_API_KEY")
@@ -117,9 +125,4 @@ def settings_delta(stage, changed: dict):
     frames = {"llm": LLMUpdateSettingsFrame, "tts": TTSUpdateSettingsFrame, "stt": STTUpdateSettingsFrame}
     if stage.kind not in frames:
         return None
-    if stage.type == "espeak_tts":
-        from .espeak_tts import EspeakTTSService as cls
-    else:
-        entry = catalog.stage_entry(stage.type)
-        cls = _import(entry["module"], entry["class"], stage.type)
-    return frames[stage.kind](delta=build_settings(cls, dict(changed)))
+    return frames[stage.kind](delta=build_settings(service_class(stage.type), dict(changed)))

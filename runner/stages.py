@@ -6,7 +6,6 @@ checking a pipeline never imports pipecat.
 
 from __future__ import annotations
 
-import os
 from types import MappingProxyType
 
 from . import catalog, humanize, templates
@@ -103,7 +102,8 @@ def _check_stage(checker, kind, body, path, variables) -> StageSpec | None:
                            key=True, severity="warning")
     if stage_type != PYTHON:
         _check_api_key(checker, stage_type, body, path)
-    _check_templates(checker, body, path, variables)
+    for rel, text in templates.template_strings(body):
+        checker.check_template(text, path + rel, variables)
     compiled = checker.compile(dict(body), path)
     if compiled is None:
         return None
@@ -122,17 +122,3 @@ def _check_api_key(checker, stage_type: str, body: dict, path: tuple) -> None:
                        severity="warning" if checker.env.allow_missing else "error")
 
 
-def _check_templates(checker, value, path, variables) -> None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            _check_templates(checker, inner, path + (key,), variables)
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            _check_templates(checker, inner, path + (index,), variables)
-    elif isinstance(value, str) and templates.is_template(value):
-        checker.check_template(value, path, variables)
-
-
-def api_key_env(stage_type: str) -> str | None:
-    prefix = catalog.stage_entry(stage_type).get("env_prefix") if stage_type in catalog.stage_types() else None
-    return os.environ.get(f"{prefix}_API_KEY") if prefix else None

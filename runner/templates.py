@@ -229,6 +229,20 @@ class Sandbox:
         return self._cache[text]
 
 
+def template_strings(value, rel: tuple = (), skip=frozenset()):
+    """(relative path, text) of every template string inside a YAML value; `skip` prunes paths."""
+    if rel in skip:
+        return
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from template_strings(inner, rel + (key,), skip)
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from template_strings(inner, rel + (index,), skip)
+    elif isinstance(value, str) and is_template(value):
+        yield rel, value
+
+
 def compile_value(value, sandbox: Sandbox) -> object:
     """Compile every template string inside a YAML value; everything else is left as is."""
     if isinstance(value, dict):

@@ -13,6 +13,7 @@ live calls, so the loader is strict and boring on purpose:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -170,6 +171,11 @@ def _explain_yaml(exc: yaml.MarkedYAMLError) -> tuple[str, str | None]:
         if match:
             return (message.format(*match.groups()) if match.groups() else message), hint
     return f"invalid YAML: {exc.problem or raw}", None
+
+
+def text_digest(text: str) -> str:
+    """Identity of a bot file's content (reload skips a save that changed nothing)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def load_text(text: str, file: str) -> Document:

@@ -51,10 +51,9 @@ class JobInfo:
 
 def preload() -> None:
     """Import what a job needs (pipecat, the LiveKit transport) before the first job arrives."""
-    from pipecat.pipeline.worker import PipelineWorker  # noqa: F401
-    from pipecat.transports.livekit.transport import LiveKitTransport  # noqa: F401
-
     from .. import pipeline_build, transport_events  # noqa: F401
+    from ..generation import preload_pipecat
+    preload_pipecat()
 
 
 def job_spec(spec, room: str, identity: str):
