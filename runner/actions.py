@@ -98,7 +98,9 @@ async def _set_metadata(run, body):
         _obj({"scope": {"enum": ["room", "participant"]}, "values": {"type": "object"}}, ["values"]),
         example="set: {values: {count: \"{{ (state.count or 0) + 1 }}\"}}")
 async def _set(run, body):
-    run.set_state(body.get("scope", "room"), dict(body["values"]))
+    scope = body.get("scope", "room")
+    run.set_state(scope, dict(body["values"]))
+    run.effects.state_changed(scope, run.participant, run.masked(dict(body["values"])))
 
 
 @action("log", "write a line to lkrun's log",
@@ -115,12 +117,12 @@ async def _wait(run, body):
     seconds = body["seconds"]
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 3600:
         raise ValueError(f"wait needs a number of seconds between 0 and 3600, got {seconds!r}")
-    await asyncio.sleep(seconds)
+    await run.effects.wait(seconds)
 
 
 @action("if", "run 'then' when the condition is true, else 'else'", _obj({"condition": TEXT}, ["condition"]),
         shorthand="condition", companions={"then": ACTION_LIST, "else": ACTION_LIST},
-        nested=(("then",), ("else",)), example='if: "{{ data == \'ping\' }}"\nthen: [...]\nelse: [...]')
+        nested=(("then",), ("else",)), conditions=(("condition",),), example='if: "{{ data == \'ping\' }}"\nthen: [...]\nelse: [...]')
 async def _if(run, body):
     branch = "then" if run.truthy(body["condition"]) else "else"
     await run.run_actions(run.node.branch(branch))
@@ -132,7 +134,7 @@ _BRANCH = _obj({"when": TEXT, "do": ACTION_LIST}, ["when", "do"])
 @action("choose", "run the first branch whose 'when' is true, else 'default'",
         _obj({"branches": {"type": "array", "items": _BRANCH, "minItems": 1}}, ["branches"]),
         shorthand="branches", companions={"default": ACTION_LIST},
-        nested=(("choose", "*", "do"), ("default",)),
+        nested=(("choose", "*", "do"), ("default",)), conditions=(("branches", "*", "when"),),
         example='choose:\n  - when: "{{ digit == \'1\' }}"\n    do: [...]\ndefault: [...]')
 async def _choose(run, body):
     for index, branch in enumerate(body["branches"]):

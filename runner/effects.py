@@ -111,6 +111,13 @@ class LiveEffects:
     async def set_metadata(self, metadata):
         await self.gen.room.local_participant.set_metadata(metadata)
 
+    async def wait(self, seconds):
+        import asyncio
+        await asyncio.sleep(seconds)
+
+    def state_changed(self, scope, participant, values):
+        """`set` ran (the live room has nothing to show; simulate and tests print or record it)."""
+
     async def log(self, message, level):
         logger.log(level.upper(), f"[{self.bot.spec.name}] {message}")
 

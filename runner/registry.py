@@ -31,6 +31,9 @@ class ActionDef:
     example: str = ""
     run: Callable | None = None  # async (run_context, item) -> None; set by engine modules
     check: Callable | None = None  # extra static check: (body, report(path, msg, hint)) -> None
+    # paths (in the normalised body) of fields that are conditions: each must be exactly one
+    # {{ expression }} (a plain non-empty string would always be true); '*' = every index
+    conditions: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,13 @@ class PrintEffects:
         self._out(f"http {method} {url}" + (f" json={json.dumps(body)}" if body else "") + " (not sent)")
         return {"status": 0, "json": None, "text": ""}
 
+    async def wait(self, seconds):
+        self._out(f"wait: {seconds:g} s (not waited in simulate)")
+
+    def state_changed(self, scope, participant, values):
+        shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in values.items())
+        self._out(f"set ({scope if scope == 'room' else 'participant ' + str(participant)}): {shown}")
+
     async def dtmf(self, digits):
         self._out(f"dtmf: {digits}")
 
