@@ -70,10 +70,11 @@ async def _interrupt(run, body):
     await run.effects.interrupt()
 
 
-@action("end", "end the session (after queued speech, or now: true)",
-        _obj({"now": templated({"type": "boolean"})}), example="end: {}")
+@action("end", "end the session (after queued speech, or now: true; hangup: true removes everyone)",
+        _obj({"now": templated({"type": "boolean"}), "hangup": templated({"type": "boolean"})}),
+        example="end: {}")
 async def _end(run, body):
-    await run.effects.end(now=bool(body.get("now", False)))
+    await run.effects.end(now=bool(body.get("now", False)), hangup=bool(body.get("hangup", False)))
 
 
 @action("mute", "stop receiving a participant's audio", _obj({"participant": TEXT}, ["participant"]),
@@ -124,7 +125,9 @@ async def _wait(run, body):
         shorthand="condition", companions={"then": ACTION_LIST, "else": ACTION_LIST},
         nested=(("then",), ("else",)), conditions=(("condition",),), example='if: "{{ data == \'ping\' }}"\nthen: [...]\nelse: [...]')
 async def _if(run, body):
-    branch = "then" if run.truthy(body["condition"]) else "else"
+    condition = run.render(body["condition"])
+    branch = "then" if run.truthy(condition) else "else"
+    run.show(condition=condition, branch=branch)
     await run.run_actions(run.node.branch(branch))
 
 
@@ -137,11 +140,15 @@ _BRANCH = _obj({"when": TEXT, "do": ACTION_LIST}, ["when", "do"])
         nested=(("choose", "*", "do"), ("default",)), conditions=(("branches", "*", "when"),),
         example='choose:\n  - when: "{{ digit == \'1\' }}"\n    do: [...]\ndefault: [...]')
 async def _choose(run, body):
+    node = run.node
     for index, branch in enumerate(body["branches"]):
-        if run.truthy(branch["when"]):
-            await run.run_actions(run.node.branch("choose", index, "do"))
+        when = run.render(branch["when"])
+        if run.truthy(when):
+            run.show(branch=index + 1, when=when)
+            await run.run_actions(node.branch("choose", index, "do"))
             return
-    await run.run_actions(run.node.branch("default"))
+    run.show(branch="default")
+    await run.run_actions(node.branch("default"))
 
 
 def _check_http(body: dict, report) -> None:

@@ -16,6 +16,7 @@ from .effects import LiveEffects
 from .engine import SessionState, Trace
 from .generation import Generation, Outcome
 from .spec import BotSpec
+from .timers import IdleClock
 
 BACKOFF = (0.5, 1.0, 2.0, 3.0)
 
@@ -31,13 +32,18 @@ class BotRuntime:
         self.once = once
         self.state = SessionState()
         self.trace = trace or Trace()
+        self.idle = IdleClock()
+        self.last_speaker: str | None = None  # who spoke last (tool runs belong to them)
+        self.services: dict = {}  # the built pipecat services of the current generation, by kind
         self.effects = LiveEffects(self)
         self.dispatcher = Dispatcher(self)
         self.generation: Generation | None = None
         self.connected_once = False
+        self.in_room = asyncio.Event()  # set at the first connect (the start-up banner waits for it)
         self.stopping = False
         self.generations = 0
         self._session_tasks: list[asyncio.Task] = []
+        self._carry: set[str] = set()  # who was in the room when `end` ran
 
     @property
     def name(self) -> str:
@@ -94,16 +100,42 @@ class BotRuntime:
         while not self.stopping and time.monotonic() < end:
             await asyncio.sleep(min(0.1, end - time.monotonic()))
 
-    async def end_session(self, now: bool = False) -> None:
-        """The `end` action: leave the room (after queued speech unless now) and reset state."""
+    async def end_session(self, now: bool = False, hangup: bool = False) -> None:
+        """The `end` action: leave the room (after queued speech unless now) and reset state.
+
+        People still in the room are carried over to the next session (not greeted again);
+        with hangup the room is deleted, so everyone's line drops."""
         gen = self.generation
-        if gen is not None:
-            gen.finish("ended", "end action", now=now or not gen.has_audio_out)
+        if gen is None:
+            return
+        self._carry = set() if hangup else set(self.participants())
+        gen.finish("ended", "end action", now=now or hangup or not gen.has_audio_out)
+        if hangup:  # after finish: the ROOM_DELETED that follows is this session's end, not a removal
+            await self._delete_room()
+
+    async def _delete_room(self) -> None:
+        from livekit import api
+
+        from .probe import http_url
+        server = self.server
+        key = self.spec.livekit.get("api_key") or server.api_key
+        secret = self.spec.livekit.get("api_secret") or server.api_secret
+        if not (key and secret):
+            raise ValueError("end: {hangup: true} needs the LiveKit API key and secret (a token is not enough)")
+        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+            await lkapi.room.delete_room(api.DeleteRoomRequest(room=self.spec.room))
+
+    def session_connected(self, present) -> None:
+        """A generation joined: carried-over people who left meanwhile are new again."""
+        self.state.prune_carried(present)
+        self.connected_once = True
+        self.in_room.set()
 
     async def _end_session_state(self) -> None:
         await self.dispatcher.stop()
         self._cancel_session_tasks()
-        self.state.reset()
+        self.state.reset(carried=self._carry)
+        self._carry = set()
 
     def _cancel_session_tasks(self) -> None:
         for task in self._session_tasks:

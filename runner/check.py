@@ -9,7 +9,8 @@ from types import MappingProxyType
 
 from . import humanize, sections, stages, templates
 from .check_actions import NEEDS_HINT, NEEDS_TEXT, ActionChecker
-from .env import EnvResolver, mask
+from .check_mistakes import check_values, mask_all
+from .env import EnvResolver
 from .errors import ConfigError, Problem, did_you_mean
 from .events import EVENTS, MODES, common_variables, variables_for, where_available
 from .spec import BotSpec, Handler, Trigger
@@ -34,6 +35,7 @@ class Checker:
         self.capabilities: set[str] = set()
         self.elsewhere = where_available()
         self.bad_templates: set[str] = set()
+        self.mistakes: set[tuple] = set()  # paths already reported as typographic quotes / control chars
 
     def report(self, path, message, hint=None, *, key=False, severity="error"):
         path = tuple(path)
@@ -102,11 +104,13 @@ class Checker:
             if key not in TOP_LEVEL:
                 self.report((key,), f"unknown top-level key '{key}'{did_you_mean(key, TOP_LEVEL)}",
                             None if did_you_mean(key, TOP_LEVEL) else "allowed: " + ", ".join(TOP_LEVEL), key=True)
+        self.mistakes = check_values(self)
         data = self.env.resolve(raw)
         self.problems.extend(self.env.problems)
         for key in ("name", "description"):
             if key in data and not isinstance(data[key], str):
-                self.report((key,), f"{key}: expected text, got {humanize.describe(data[key])}")
+                self.report((key,), f"{key}: expected text, got {humanize.describe(data[key])}",
+                            humanize.quote_hint(key, data[key]))
         name = data.get("name") if isinstance(data.get("name"), str) else Path(self.doc.file).stem
         livekit = self.section(data, "livekit", sections.LIVEKIT)
         if data.get("livekit") is None:
@@ -233,8 +237,8 @@ class Checker:
 def _masked(problem: Problem, secrets) -> Problem:
     if not secrets:
         return problem
-    hint = mask(problem.hint, secrets) if problem.hint else problem.hint
-    return replace(problem, message=mask(problem.message, secrets), hint=hint)
+    hint = mask_all(problem.hint, secrets) if problem.hint else problem.hint
+    return replace(problem, message=mask_all(problem.message, secrets), hint=hint)
 
 
 def _strings(value) -> set:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+import jinja2
+from jinja2 import nodes
+
 from . import humanize, templates
 from .actions import ACTIONS
 from .errors import did_you_mean
 from .spec import ActionNode
 
+_PARSER = jinja2.Environment()  # parsing only: tells one {{ expression }} from text around templates
 NEEDS_TEXT = {"tts": "a tts stage", "llm": "an llm stage", "stt": "an stt stage", "vad": "a vad stage",
               "audio_out": "audio output"}
 NEEDS_HINT = {
@@ -84,7 +88,11 @@ class ActionChecker:
                    "for example: " + ", ".join(entry.example.splitlines()) if entry.example else None)
             return None
         hide = (entry.shorthand,) if shorthand else ()
+        conditions = [c for pattern in entry.conditions for c in _expand(body, pattern)]
+        fixed = {c for c in conditions if isinstance(_get(body, c), (bool, int, float))}  # no quote hint for these
         for rel, message, hint, at_key in humanize.validate(entry.body, body, where, hide=hide):
+            if rel in fixed:
+                continue  # true, false or a number as a condition: reported below, with its own hint
             if shorthand and rel[:1] == (entry.shorthand,):
                 rel = rel[1:]
             report(base + rel, message, hint, key=at_key)
@@ -92,6 +100,10 @@ class ActionChecker:
             if key in item and not isinstance(item[key], list):
                 report(path + (key,), f"'{key}' of '{name}': expected a list of actions, got "
                                       f"{humanize.describe(item[key])}", "start each action with '- '")
+        if "else" in item and "then" in entry.companions and "then" not in item:
+            report(path + ("else",), f"'{name}' has 'else:' but no 'then:'",
+                   "add 'then:' with the actions for when the condition is true, or turn the condition "
+                   "around ({{ not ... }}) and rename 'else:' to 'then:'", key=True)
         if entry.check:
             try:
                 entry.check(body, lambda rel, message, hint=None: report(base + rel, message, hint))
@@ -104,11 +116,49 @@ class ActionChecker:
                 nested[concrete] = self.actions(value, path + concrete) if isinstance(value, list) else ()
         for rel, text in templates.template_strings(raw, skip={c[1:] for c in nested if c[:1] == (name,)}):
             self.checker.check_template(text, base + rel, self.variables)
+        for concrete in conditions:
+            rel = concrete[1:] if shorthand and concrete[:1] == (entry.shorthand,) else concrete
+            if base + rel not in self.checker.mistakes:
+                self._condition(name, base + rel, rel, _get(body, concrete))
         compiled = self.checker.compile(body, base)
         if compiled is None:
             return None
         line, col = self.checker.doc.where(path)
         return ActionNode(name, compiled, MappingProxyType(nested), line, col)
+
+
+    def _condition(self, name: str, path: tuple, rel: tuple, value) -> None:
+        """A condition must be one {{ expression }}: plain text (or text around templates) is always true."""
+        key = next((p for p in reversed(rel) if isinstance(p, str)), name)
+        label = f"'{name}'" + "".join(f" entry {p + 1}" for p in rel if isinstance(p, int))
+        example = f'write it as {key}: "{{{{ x == 1 }}}}"'
+        if isinstance(value, str):
+            if _one_expression(value):
+                return  # exactly one {{ expression }}: it keeps its true/false value
+            if templates.is_template(value):
+                hint = f'put the whole condition inside one {{{{ }}}}, e.g. {key}: "{{{{ x == 1 and y == 2 }}}}"'
+            else:
+                hint = example
+            self.checker.report(path, f"the condition of {label} is not one {{{{ expression }}}}: "
+                                      f"a non-empty text is always true", hint)
+        elif value is not None and not isinstance(value, (dict, list)):
+            self.checker.report(path, f"the condition of {label} must be one {{{{ expression }}}}, not "
+                                      f"{humanize.describe(value)}",
+                                example)
+
+
+def _one_expression(text: str) -> bool:
+    """Whether ``text`` is exactly one ``{{ expression }}``, the form that keeps its true/false value
+    (the same test ``templates.Template`` uses to render natively)."""
+    stripped = text.strip()
+    if not (stripped.startswith("{{") and stripped.endswith("}}")):
+        return False
+    try:
+        body = _PARSER.parse(stripped).body
+    except jinja2.TemplateError:
+        return True  # a syntax error: already reported by the template check
+    return (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
+            and not isinstance(body[0].nodes[0], nodes.TemplateData))
 
 
 def _takes_mapping(schema: dict) -> bool:

@@ -71,18 +71,39 @@ def schema(target):
         click.echo(text, nl=False)
 
 
-@main.command()
+@main.command(epilog="""\b
+Examples:
+  lkrun simulate bots/greeter.yaml participant_connected --name Ada
+  lkrun simulate bots/greeter.yaml data_received --text ping
+  lkrun simulate bots/greeter.yaml user_said --text "okay, bye"
+  lkrun simulate bots/greeter.yaml participant_left --others bob --var reason=CLIENT_INITIATED
+  lkrun simulate bots/x.yaml dtmf_event --digit 5 --state '{"count": 2}'
+  lkrun simulate bots/x.yaml error --var error.message=boom --var error.line=12""")
 @click.argument("bot", type=click.Path())
 @click.argument("event")
 @click.option("--participant", default="alice", show_default=True, help="The participant's identity.")
 @click.option("--name", default=None, help="The participant's display name.")
-@click.option("--data", default=None, help="Data message payload (text or JSON).")
-@click.option("--text", default=None, help="Transcript or chat text (user_said, chat_received).")
-@click.option("--allow-missing-env", is_flag=True)
-def simulate(bot, event, participant, name, data, text, allow_missing_env):
+@click.option("--text", default=None,
+              help="What the person said or typed (user_said, chat_received, user_turn_stopped), "
+                   "or the data message (data_received, app_message).")
+@click.option("--data", default=None, help="The data message payload (text or JSON); the same as --text there.")
+@click.option("--digit", default=None, help="The keypad digit of dtmf_event.")
+@click.option("--var", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Set any event variable (repeatable): VALUE is JSON when it parses, else text; "
+                   "dotted names set fields (--var error.message=boom).")
+@click.option("--others", default="", metavar="ID,ID",
+              help="Who else is in the room (room.participants); default: only --participant.")
+@click.option("--state", "room_state", default=None, metavar="JSON",
+              help="The room state before the run, e.g. '{\"count\": 2}'.")
+@click.option("--participant-state", default=None, metavar="JSON", help="The participant's state before the run.")
+@click.option("--allow-missing-env", is_flag=True, help="Unset ${VARS} are warnings, not errors.")
+def simulate(bot, event, participant, name, text, data, digit, assignments, others, room_state,
+             participant_state, allow_missing_env):
     """Run an event's actions without a room and show what would happen."""
     from .simulate import simulate_cli
-    sys.exit(simulate_cli(bot, event, participant=participant, name=name, data=data, text=text,
+    sys.exit(simulate_cli(bot, event, participant=participant, name=name, data=data, text=text, digit=digit,
+                          assignments=assignments, others=[o.strip() for o in others.split(",") if o.strip()],
+                          room_state=room_state, participant_state=participant_state,
                           allow_missing_env=allow_missing_env))
 
 

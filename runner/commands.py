@@ -30,6 +30,13 @@ def expand(paths: list[str]) -> tuple[list[Path], list[Problem]]:
     return files, problems
 
 
+def internal_error(file: str, exc: BaseException) -> Problem:
+    """A failure of lkrun itself while checking a file: named, located, without the exception text
+    (which could hold a secret value from the environment)."""
+    return Problem(file, 1, 1, f"lkrun could not check this file: internal error ({type(exc).__name__})",
+                   "this is a bug in lkrun; please report it with the file attached")
+
+
 def check_many(files: list[Path], *, allow_missing_env=False, environ=None):
     """Check each file; two bots with the same room and identity are an error. -> (specs, problems)."""
     from .check import check_file
@@ -40,6 +47,9 @@ def check_many(files: list[Path], *, allow_missing_env=False, environ=None):
             spec = check_file(path, allow_missing_env=allow_missing_env, environ=environ)
         except ConfigError as exc:
             problems.extend(exc.problems)
+            continue
+        except Exception as exc:  # a checker bug must not hide the other files (nor print a traceback)
+            problems.append(internal_error(str(path), exc))
             continue
         problems.extend(spec.warnings)
         key = (spec.livekit.get("url"), spec.room, spec.identity)

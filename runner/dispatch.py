@@ -1,8 +1,11 @@
-"""Event -> runs: ordering per participant, modes, rate limits, join dedupe, error events.
+"""Event -> runs: ordering per participant, modes, ownership, rate limits, join dedupe, error events.
 
 Runs of the same event for the same participant are queued; different events and
 participants run concurrently. Handlers are looked up in the bot's *current* spec at
 fire time, so a reload swaps behaviour without touching running tasks.
+
+A run started by a person's event belongs to that person: when they leave, their queued and
+running runs are cancelled (the runs of the leave events themselves are exempt).
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ import time
 
 from loguru import logger
 
-from .engine import Run, SessionState, Trace, event_variables
+from .engine import Run, SessionState, Trace, TraceEntry, event_variables
 
 JOIN_EVENTS = {"participant_connected"}  # once per identity; first_participant_joined: once per session
-# Events carrying what other people send. A packet can come with no sender (a server API,
-# or a person the bot has not been told about yet): those share one rate-limit bucket.
+LEAVE_EVENTS = {"participant_disconnected", "participant_left"}
+# Events carrying what other people send. A packet can come with no sender (a server API):
+# those share one rate-limit bucket.
 UNTRUSTED_EVENTS = {"data_received", "app_message", "chat_received", "dtmf_event"}
 # a person did something: idle steps start over; the bot speaking only pauses the idle clock
 ACTIVITY_EVENTS = {"data_received", "app_message", "chat_received", "dtmf_event", "user_turn_started",
                    "user_turn_stopped", "user_said"}
 BOT_SPEECH_EVENTS = {"bot_started_speaking", "bot_stopped_speaking"}
+DROP_SUMMARY_EVERY = 10.0  # seconds between "dropped N runs" log lines (never one line per drop)
 
 
 class _Lane:
@@ -36,11 +41,13 @@ class _Lane:
 
 
 class RateLimiter:
-    """A token bucket per participant: a flood from one person cannot starve the others."""
+    """A token bucket per participant: a flood from one person cannot starve the others.
+
+    ``burst`` runs may arrive at once; after that, ``per_second`` runs per second."""
 
     def __init__(self, per_second: float, burst: float | None = None):
         self.rate = per_second
-        self.burst = burst or max(1.0, per_second * 2)
+        self.burst = float(burst or max(1.0, per_second * 2))
         self.buckets: dict[str, tuple[float, float]] = {}
 
     def allow(self, key: str) -> bool:
@@ -54,26 +61,79 @@ class RateLimiter:
         return True
 
 
+class DropCounter:
+    """Dropped runs: counted per participant; one trace entry per second of a flood that says how
+    many, and one log line per interval (a flood of 2,000 is not 2,000 lines)."""
+
+    def __init__(self, bot_name: str, trace: Trace):
+        self.bot_name, self.trace = bot_name, trace
+        self.total = 0
+        self.pending: dict[str, int] = {}  # for the next log line
+        self.entries: dict[tuple, TraceEntry] = {}  # for the next trace publish
+        self.last_log = 0.0
+        self._publish: asyncio.TimerHandle | None = None
+
+    def add(self, event: str, participant: str | None, why: str) -> None:
+        self.total += 1
+        who = participant or "(no sender)"
+        self.pending[who] = self.pending.get(who, 0) + 1
+        entry = self.entries.get((event, participant))
+        if entry is None:
+            entry = self.entries[(event, participant)] = TraceEntry(
+                time.time(), self.bot_name, event, participant, outcome="dropped")
+        entry.dropped += 1
+        entry.error = f"{entry.dropped} '{event}' run{'s' if entry.dropped > 1 else ''} dropped: {why}"
+        if self._publish is None:
+            self._publish = asyncio.get_running_loop().call_later(1.0, self.publish)
+        now = time.monotonic()
+        if now - self.last_log >= DROP_SUMMARY_EVERY:
+            self.flush(now)
+
+    def publish(self) -> None:
+        """Put the counted drops into the trace (and so the playground)."""
+        if self._publish is not None:
+            self._publish.cancel()
+            self._publish = None
+        for entry in self.entries.values():
+            self.trace.add(entry)
+        self.entries.clear()
+
+    def flush(self, now: float | None = None) -> None:
+        if self.pending:
+            counts = ", ".join(f"{n} from {who}" for who, n in sorted(self.pending.items()))
+            logger.warning(f"[{self.bot_name}] dropped runs (sending too fast or too many queued): {counts}")
+            self.pending.clear()
+        self.last_log = time.monotonic() if now is None else now
+
+
 class Dispatcher:
     def __init__(self, bot):
-        self.bot = bot  # needs .spec, .state, .effects, .trace, .participants()
+        self.bot = bot  # needs .spec, .state, .effects, .trace, .participants(), .idle
         self.lanes: dict[tuple, _Lane] = {}
         self.tasks: set[asyncio.Task] = set()
-        self.limiter = RateLimiter(float(bot.spec.session.get("rate_limit") or 10))
-        self.dropped = 0
+        self.owned: dict[str, set[asyncio.Task]] = {}  # participant -> their parallel runs and tool runs
+        session = bot.spec.session
+        self.limiter = RateLimiter(float(session.get("rate_limit") or 10), session.get("rate_burst"))
+        self.drops = DropCounter(bot.spec.name, bot.trace)
 
     @property
     def state(self) -> SessionState:
         return self.bot.state
 
-    def fire(self, event: str, participant: str | None = None, **variables) -> None:
+    @property
+    def dropped(self) -> int:
+        return self.drops.total
+
+    def fire(self, event: str, participant: str | None = None, *, note: str | None = None, **variables) -> None:
         """Schedule the event's actions; never blocks and never raises."""
         spec = self.bot.spec
-        if getattr(self.bot, "idle", None) is not None:
-            if event in ACTIVITY_EVENTS:
-                self.bot.idle.activity()
-            elif event in BOT_SPEECH_EVENTS:
-                self.bot.idle.touch()
+        idle = self.bot.idle
+        if event in ACTIVITY_EVENTS:
+            idle.activity()
+        elif event in BOT_SPEECH_EVENTS:
+            idle.touch()
+        if participant is not None and event in LEAVE_EVENTS:
+            self.cancel_runs_of(participant)
         if event in JOIN_EVENTS and participant is not None:
             key = (event, participant)
             if key in self.state.joined:
@@ -87,8 +147,7 @@ class Dispatcher:
         if handler is None:
             return
         if (participant is not None or event in UNTRUSTED_EVENTS) and not self.limiter.allow(participant or ""):
-            self.dropped += 1
-            logger.warning(f"[{spec.name}] {participant} is sending too fast: dropped a '{event}' run")
+            self.drops.add(event, participant, "the sender is over session.rate_limit")
             return
         nodes = self._select(handler, variables)
         if nodes is None:
@@ -96,17 +155,36 @@ class Dispatcher:
         info = self.state.names.get(participant, {}) if participant else {}
         variables = event_variables(event, participant, name=info.get("name"), metadata=info.get("metadata"),
                                     **variables)
-        self._schedule(handler.mode, (event, participant), event, participant, nodes, variables)
+        self._schedule(handler.mode, (event, participant), event, participant, nodes, variables, note)
 
     def _select(self, handler, variables):
         if handler.triggers:  # user_said: the matching trigger was chosen by the caller
             return variables.pop("_nodes", None)
         return handler.actions
 
-    def _schedule(self, mode, key, event, participant, nodes, variables):
-        coro_factory = lambda: self._run(event, participant, nodes, variables)  # noqa: E731
+    def cancel_runs_of(self, participant: str) -> None:
+        """The person left: their queued and running runs stop (not the leave events' own runs)."""
+        for key in [k for k in self.lanes if k[1] == participant and k[0] not in LEAVE_EVENTS]:
+            lane = self.lanes.pop(key)
+            if lane.task is not None:
+                lane.task.cancel()
+        for task in self.owned.pop(participant, ()):
+            task.cancel()
+
+    def own(self, participant: str | None, task: asyncio.Task) -> asyncio.Task:
+        """Register a task (a parallel run, a tool run) as belonging to a person."""
+        if participant is not None:
+            tasks = self.owned.setdefault(participant, set())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        return task
+
+    def _schedule(self, mode, key, event, participant, nodes, variables, note=None):
+        coro_factory = lambda: self._run(event, participant, nodes, variables, note)  # noqa: E731
         if mode == "parallel":
-            self._spawn(coro_factory())
+            task = self._spawn(coro_factory())
+            if event not in LEAVE_EVENTS:
+                self.own(participant, task)
             return
         lane = self.lanes.setdefault(key, _Lane())
         lane.mode = mode
@@ -119,7 +197,7 @@ class Dispatcher:
         try:
             lane.queue.put_nowait(coro_factory)
         except asyncio.QueueFull:
-            logger.warning(f"[{self.bot.spec.name}] too many queued '{event}' runs; dropped one")
+            self.drops.add(event, participant, "256 runs already queued for this event")
             return
         if lane.task is None or lane.task.done():
             lane.task = self._spawn(self._drain(lane))
@@ -148,21 +226,29 @@ class Dispatcher:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def _run(self, event, participant, nodes, variables) -> None:
+    def participants_for(self, event: str, participant: str | None) -> list[str]:
+        """room.participants for a run: the leave events never see the person who left."""
+        people = self.bot.participants()
+        if participant is not None and event in LEAVE_EVENTS:
+            return [p for p in people if p != participant]
+        return people
+
+    async def _run(self, event, participant, nodes, variables, note=None) -> None:
         bot = self.bot
-        run = Run(bot.spec, self.state, bot.effects, event, variables, participant, bot.participants(), bot.trace)
+        run = Run(bot.spec, self.state, bot.effects, event, variables, participant,
+                  self.participants_for(event, participant), bot.trace)
+        run.trace_entry.note = note
         entry = await run.execute(nodes)
         # lazy: formatting every trace for a disabled debug level was a measurable part of a run
         logger.opt(lazy=True).debug("[{}] {} ({}) {} in {} ms: {}", lambda: bot.spec.name, lambda: event,
                                     lambda: participant or "-", lambda: entry.outcome, lambda: entry.ms,
                                     lambda: entry.steps)
-        if entry.error:
+        if entry.error and entry.outcome == "error":
             logger.error(entry.error)
             if event != "error":
-                line = entry.error.split(":", 3)
                 self.fire("error", None, extra={"error": {
-                    "message": entry.error, "event": event, "action": entry.steps[-1][0] if entry.steps else None,
-                    "line": int(line[1]) if len(line) > 2 and line[1].isdigit() else None}})
+                    "message": entry.error, "event": event, "action": entry.action, "line": entry.line,
+                    "file": bot.spec.file}})
 
     async def stop(self) -> None:
         tasks = [t for t in self.tasks if not t.done()]
@@ -171,6 +257,9 @@ class Dispatcher:
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
         self.lanes.clear()
+        self.owned.clear()
+        self.drops.publish()
+        self.drops.flush()
 
 
 __all__ = ["Dispatcher", "RateLimiter", "Trace"]

@@ -97,8 +97,8 @@ class LiveEffects:
         from pipecat.frames.frames import InterruptionFrame
         await self.gen.worker.queue_frame(InterruptionFrame())
 
-    async def end(self, now):
-        await self.bot.end_session(now=now)
+    async def end(self, now, hangup=False):
+        await self.bot.end_session(now=now, hangup=hangup)
 
     async def mute(self, participant, muted):
         gen = self.gen

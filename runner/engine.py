@@ -6,6 +6,7 @@ The same engine runs in a live room (``bot.LiveEffects``) and in ``lkrun simulat
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
 import time
 from collections import deque
@@ -37,16 +38,31 @@ class SessionState:
     participants: dict = field(default_factory=dict)  # identity -> state dict
     joined: set = field(default_factory=set)  # identities whose join events already fired
     names: dict = field(default_factory=dict)  # identity -> {"name", "metadata"}
+    carried: set = field(default_factory=set)  # people still in the room from the last session
 
     def participant(self, identity: str | None) -> dict:
         if identity is None:
             return {}
         return self.participants.setdefault(identity, {})
 
-    def reset(self) -> None:
+    def reset(self, carried=()) -> None:
+        """A new session. People still in the room are carried over: not greeted again."""
         self.room.clear()
         self.participants.clear()
         self.joined.clear()
+        self.carried = set(carried)
+        self.joined.update(("participant_connected", p) for p in self.carried)
+        if self.carried:
+            self.joined.add(("first_participant_joined", None))
+
+    def prune_carried(self, present) -> None:
+        """At the new session's connect: a carried person who left in between is new again."""
+        present = set(present)
+        for person in self.carried - present:
+            self.joined.discard(("participant_connected", person))
+        self.carried &= present
+        if not self.carried and not any(k[0] == "participant_connected" for k in self.joined):
+            self.joined.discard(("first_participant_joined", None))
 
 
 @dataclass
@@ -56,9 +72,13 @@ class TraceEntry:
     event: str
     participant: str | None
     steps: list = field(default_factory=list)  # (action, line, rendered, ms)
-    outcome: str = "ok"
+    outcome: str = "ok"  # ok | error | cancelled | dropped
     error: str | None = None
     ms: float = 0.0
+    note: str | None = None  # e.g. a first message held until its sender was announced
+    dropped: int = 0  # outcome dropped: how many runs this entry stands for
+    action: str | None = None  # the failing action (outcome error), with its line
+    line: int | None = None
 
 
 class Trace:
@@ -129,17 +149,28 @@ class Run:
         for node in nodes:
             await self.run_action(node)
 
+    def render(self, value, node: ActionNode | None = None):
+        """Render a value now (conditions render lazily: only what is evaluated, when it is)."""
+        try:
+            return render_value(value, self.context())
+        except TemplateError as exc:
+            raise ActionFailed(node or self.node, mask(str(exc), self.spec.secrets), self.spec.file) from None
+
+    def show(self, **values) -> None:
+        """What a lazily rendered action evaluated, for the trace (the chosen branch, not all of them)."""
+        step = self.trace_entry.steps[-1]
+        step[2] = {**(step[2] or {}), **self.masked(values)}
+
     async def run_action(self, node: ActionNode) -> None:
         previous, self.node = self.node, node
         started = time.perf_counter()
-        try:
-            body = render_value(node.body, self.context())
-        except TemplateError as exc:
-            raise ActionFailed(node, mask(str(exc), self.spec.secrets), self.spec.file) from None
-        self.trace_entry.steps.append([node.name, node.line, self.masked(body), 0.0])
+        entry = ACTIONS[node.name]
+        lazy = bool(entry.conditions)  # if/choose: the run function renders the condition it evaluates
+        body = node.body if lazy else self.render(node.body, node)
+        self.trace_entry.steps.append([node.name, node.line, {} if lazy else self.masked(body), 0.0])
         step = self.trace_entry.steps[-1]
         try:
-            await ACTIONS[node.name].run(self, body)
+            await entry.run(self, body)
         except ActionFailed:
             raise
         except Exception as exc:  # an action's failure stops only this run
@@ -157,6 +188,10 @@ class Run:
         except ActionFailed as exc:
             self.trace_entry.outcome = "error"
             self.trace_entry.error = str(exc)
+            self.trace_entry.action, self.trace_entry.line = exc.node.name, exc.node.line
+        except asyncio.CancelledError:
+            self.trace_entry.outcome = "cancelled"
+            raise
         finally:
             self.trace_entry.ms = round((time.perf_counter() - started) * 1000, 2)
             if self.trace is not None:
@@ -280,12 +315,23 @@ def event_variables(event: str, participant: str | None = None, *, name=None, me
     if groups is not None:
         variables["groups"] = groups
     variables.update(extra or {})
+    for name, empty in _DECLARED.get(event, ()):  # missing fields read as null, never 'undefined'
+        if name not in variables:
+            variables[name] = dict(empty) if isinstance(empty, dict) else empty
     return variables
 
 
-def _participant_events() -> set:
+def _declared() -> tuple[set, dict]:
     from .events import EVENTS
-    return {e.name for e in EVENTS if e.per_participant}
+    return ({e.name for e in EVENTS if e.per_participant},
+            {e.name: tuple((n, _empty(n, shape)) for n, shape in e.variables.items() if n != "participant")
+             for e in EVENTS})
 
 
-_PARTICIPANT_EVENTS = _participant_events()
+def _empty(name: str, shape):
+    if name == "message":
+        return {}
+    return {key: None for key in shape} if isinstance(shape, dict) else None
+
+
+_PARTICIPANT_EVENTS, _DECLARED = _declared()

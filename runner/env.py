@@ -60,11 +60,17 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def _typed(text: str):
-    """Type a substituted value the way YAML would type it in place."""
+    """Type a substituted value the way YAML would type it in place (the loader's rules:
+    ``.inf`` is infinity, ``.nan`` stays text). Raises ValueError past Python's 4300-digit limit."""
     tag = _StrictResolver().resolve(yaml.ScalarNode, text, (True, False))
     if tag.endswith(":int"):
         return int(text)
     if tag.endswith(":float"):
+        special = text.lower().lstrip("+")
+        if special.endswith(".nan"):
+            return text  # NaN is never what a bot author meant
+        if special.endswith(".inf"):
+            return float("-inf") if special.startswith("-") else float("inf")
         return float(text)
     if tag.endswith(":bool"):
         return text == "true"
@@ -166,7 +172,14 @@ class EnvResolver:
                 whole = found
         pieces.append(text[position:])
         if whole is not None and not is_secret_path(path):
-            return _typed(whole)
+            try:
+                return _typed(whole)
+            except ValueError:  # only a number longer than Python's 4300-digit limit gets here
+                self.failed.add(tuple(path))  # (its empty value is not reported again)
+                self.problems.append(self.doc.problem(
+                    path, f"'${{{name}}}' gives a number with more than 4300 digits",
+                    "no setting needs a number this long; check the value (it was not printed)"))
+                return None
         return "".join(pieces)
 
 

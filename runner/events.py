@@ -92,7 +92,7 @@ _event("timer", "a timer fired (every: seconds repeats, after: seconds once per 
                           "after": {"type": "number", "minimum": 0}, "do": _TRIGGER_DO}})
 _event("reloaded", "this bot file was edited and the new version is live", {"changes": LEAF})
 _event("error", "an action or stage failed (the run that failed has stopped)",
-       {"error": {"message": LEAF, "event": LEAF, "action": LEAF, "line": LEAF}})
+       {"error": {"message": LEAF, "event": LEAF, "action": LEAF, "line": LEAF, "file": LEAF}})
 
 MODES = ("queued", "parallel", "restart", "single")
 

@@ -50,6 +50,7 @@ class Generation:
         self.worker = None
         self.room = None
         self.muted: set[str] = set()
+        self.arrivals = None  # transport_events.Arrivals: first messages held until their sender is announced
         self.outcome: Outcome | None = None
         self.connected = asyncio.Event()
         self.has_audio_out = bool(bot.spec.params.get("audio_out_enabled"))
@@ -150,6 +151,8 @@ class Generation:
             # only the runner was cancelled (abandoned by _stop_worker): carry on
         finally:
             self.room = None
+            if self.arrivals is not None:
+                self.arrivals.close()
             if self._watchdog is not None:
                 self._watchdog.cancel()
         outcome = self.outcome or Outcome("lost", "the pipeline stopped")

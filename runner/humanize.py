@@ -111,7 +111,7 @@ def humanize(error: jsonschema.ValidationError, where: str,
             wanted = [t for e in branches for t in ([e.validator_value] if isinstance(e.validator_value, str)
                                                      else e.validator_value)]
             return [(path, f"{label}: expected {_expected(sorted(set(wanted), key=wanted.index))}, "
-                           f"got {describe(value)}", _type_hint(value, wanted), False)]
+                           f"got {describe(value)}", _type_hint(value, wanted, _key(where, shown)), False)]
         if branches:
             best = jsonschema.exceptions.best_match(branches)
             return humanize(best, where, hide)
@@ -133,7 +133,7 @@ def humanize(error: jsonschema.ValidationError, where: str,
                    and k not in typos]  # a misspelt key is reported once, as unknown
         return [(path, f"{label}: missing required key '{k}'", None, False) for k in missing]
     if kind == "type":
-        hint = _type_hint(value, error.validator_value)
+        hint = _type_hint(value, error.validator_value, _key(where, shown))
         return [(path, f"{label}: expected {_expected(error.validator_value)}, got {describe(value)}", hint, False)]
     if kind == "enum":
         options = [str(o) for o in error.validator_value]
@@ -157,8 +157,30 @@ def humanize(error: jsonschema.ValidationError, where: str,
     return [(path, f"{label}: {error.message}", None, False)]
 
 
-def _type_hint(value, wanted) -> str | None:
+def _key(where: str, shown: tuple) -> str | None:
+    """The key the user typed for a field: its own name, or the action's for a shorthand value."""
+    name = next((p for p in reversed(shown) if isinstance(p, str)), None)
+    if name is None and where.startswith("action '") and where.endswith("'"):
+        name = where[len("action '"):-1]
+    return name
+
+
+def quote_hint(key: str | None, value) -> str | None:
+    """For a number or true/false where text is expected: YAML read it as a number, quote it."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        text = repr(value)
+    else:
+        return None
+    return f'put it in quotes to make it text: {key}: "{text}"' if key else \
+        f'put it in quotes to make it text: "{text}"'
+
+
+def _type_hint(value, wanted, key: str | None = None) -> str | None:
     wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+    if "string" in wanted and not isinstance(value, (str, dict, list)) and value is not None:
+        return quote_hint(key, value)
     if isinstance(value, str) and ("number" in wanted or "integer" in wanted):
         return "write only the number, without units or quotes (seconds are plain numbers: 2.5)"
     if isinstance(value, str) and "boolean" in wanted:

@@ -101,6 +101,26 @@ async def _push_settings(bot, spec, deltas: dict) -> None:
             await gen.worker.queue_frame(frame)
 
 
+CHECK_BUDGET = 10.0  # seconds: a check that takes longer is reported, not waited for
+
+
+def _resolve(path: Path) -> Path:
+    """Path.resolve() raises on a symlink loop; the folder's resolution plus the name is close enough."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        try:
+            return path.parent.resolve() / path.name
+        except (OSError, RuntimeError):
+            return path.absolute()
+
+
+def _check(raw: bytes, key: str):
+    from .check import check_document
+    from .yamlsafe import load_bytes
+    return check_document(load_bytes(raw, key))
+
+
 class Watcher:
     """Tracks each bot file's last content and last good spec."""
 
@@ -109,26 +129,48 @@ class Watcher:
         self.hashes: dict[str, str] = {}
         for spec in supervisor.specs:
             self.hashes[supervisor.key_for(spec.file)] = spec.text_hash
-        self.folders = {Path(f).resolve().parent for f in supervisor.files} | set(supervisor.folders)
-        self.bot_folders = {Path(d).resolve() for d in supervisor.folders}  # folder mode: any new file
+        self.folders = {_resolve(Path(f)).parent for f in supervisor.files} | set(supervisor.folders)
+        self.bot_folders = {_resolve(Path(d)) for d in supervisor.folders}  # folder mode: any new file
 
     def tracked(self, path: Path) -> bool:
         if path.suffix not in BOT_SUFFIXES or path.name.startswith("."):
             return False
-        resolved = path.resolve()
+        resolved = _resolve(path)
         return str(resolved) in self.supervisor.file_keys or resolved.parent in self.bot_folders
 
+    def key(self, path: Path) -> str:
+        try:
+            return self.supervisor.key_for(path)
+        except (OSError, RuntimeError):  # a symlink loop: the name it was known by, if any
+            return self.supervisor.file_keys.get(str(_resolve(path)), str(path))
+
+    def _known(self, key: str) -> bool:
+        return key in self.supervisor.bots or key in self.hashes
+
+    async def _gone(self, key: str, why: str) -> None:
+        self.hashes.pop(key, None)
+        click.echo(f"{key}: {why}, stopping its bot", err=True)
+        await self.supervisor.stop_bot(key)
+
+    def _keeps(self, key: str) -> str:
+        return "still running the previous version" if key in self.supervisor.bots else "not started: waiting for a fix"
+
     async def handle(self, path: Path) -> None:
-        key = self.supervisor.key_for(path)
+        key = self.key(path)
+        if path.is_dir():  # the file was replaced by a folder: the bot file is gone, like a deletion
+            if self._known(key):
+                await self._gone(key, "is now a folder, not a bot file")
+            return
         if not path.exists():
-            if key in self.supervisor.bots or key in self.hashes:
-                self.hashes.pop(key, None)
-                click.echo(f"{key}: deleted, stopping its bot", err=True)
-                await self.supervisor.stop_bot(key)
+            if self._known(key):
+                await self._gone(key, "deleted")
             return
         try:
             raw = path.read_bytes()
-        except OSError:
+        except OSError as exc:
+            self.hashes.pop(key, None)  # read again on the next change
+            click.echo(f"{key}: cannot read the file ({(exc.strerror or type(exc).__name__).lower()}); "
+                       f"{self._keeps(key)}", err=True)
             return
         try:  # the same digest as BotSpec.text_hash (load_bytes decodes utf-8-sig too)
             digest = text_digest(raw.decode("utf-8-sig"))
@@ -137,15 +179,16 @@ class Watcher:
         if self.hashes.get(key) == digest:
             return
         self.hashes[key] = digest
-        from .check import check_document
-        from .yamlsafe import load_bytes
-        try:
-            spec = check_document(load_bytes(raw, key))
+        try:  # in a thread: live calls keep running while a big file is checked
+            spec = await asyncio.wait_for(asyncio.to_thread(_check, raw, key), CHECK_BUDGET)
+        except asyncio.TimeoutError:
+            message = f"{key}: checking took longer than {CHECK_BUDGET:g} s; {self._keeps(key)}"
+            click.echo(message, err=True)
+            self.supervisor.notice(key, "error", message)
+            return
         except ConfigError as exc:
             click.echo(exc.render(), err=True)
-            running = key in self.supervisor.bots
-            click.echo(f"{key}: " + ("still running the previous version" if running
-                                     else "not started: waiting for a fix"), err=True)
+            click.echo(f"{key}: {self._keeps(key)}", err=True)
             self.supervisor.notice(key, "error", exc.render())
             return
         for warning in spec.warnings:
@@ -166,13 +209,24 @@ async def watch_task(supervisor, *, debounce_ms: int = 1600, step_ms: int = 30) 
     watcher = Watcher(supervisor)
     supervisor.watcher = watcher
     folders = sorted(str(f) for f in watcher.folders)
-    async for changes in watchfiles.awatch(*folders, debounce=debounce_ms, step=step_ms,
-                                           stop_event=supervisor.stop_event, recursive=False):
-        paths = {Path(p) for _, p in changes}
-        for path in sorted(paths):
-            if watcher.tracked(path):
-                try:
-                    await watcher.handle(path)
-                except Exception as exc:  # the watcher must survive anything a file can do
-                    logger.opt(exception=exc).error(f"reload of {path} failed: {exc}")
-        await asyncio.sleep(0)
+    while not supervisor.stop_event.is_set():
+        try:
+            async for changes in watchfiles.awatch(*folders, debounce=debounce_ms, step=step_ms,
+                                                   stop_event=supervisor.stop_event, recursive=False):
+                for path in sorted({Path(p) for _, p in changes}):
+                    await _one(watcher, path)
+                await asyncio.sleep(0)
+            return
+        except Exception as exc:  # the watch itself failed (a folder removed, ...): say so, try again
+            click.echo(f"hot reload: watching {', '.join(folders)} failed ({type(exc).__name__}: {exc}); "
+                       f"retrying in 2 s", err=True)
+            await asyncio.sleep(2)
+
+
+async def _one(watcher: Watcher, path: Path) -> None:
+    try:
+        if watcher.tracked(path):
+            await watcher.handle(path)
+    except Exception as exc:  # the watcher must survive anything a file can do (logs mask the traceback)
+        logger.opt(exception=exc).error(f"reload of {path} failed: internal error ({type(exc).__name__}); "
+                                        f"hot reload goes on")

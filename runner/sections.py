@@ -67,6 +67,7 @@ SESSION_DEFAULTS = {
     "rtvi": False,
     "metrics": False,
     "rate_limit": 10,
+    "rate_burst": 50,
 }
 
 SESSION = {
@@ -87,7 +88,10 @@ SESSION = {
         "rtvi": {"type": "boolean", "default": False, "description": "pipecat RTVI messages (for Pipecat clients)"},
         "metrics": {"type": "boolean", "default": False},
         "rate_limit": {"type": "number", "exclusiveMinimum": 0, "default": 10,
-                       "description": "event runs per second per participant before runs are dropped"},
+                       "description": "event runs per second per participant, sustained, before runs are dropped"},
+        "rate_burst": {"type": "integer", "minimum": 1, "default": 50,
+                       "description": "runs a participant may send at once above rate_limit (a UI sending a "
+                                      "burst of messages never hits the limit)"},
     },
 }
 

@@ -8,7 +8,18 @@ import json
 import click
 
 from .engine import Run, SessionState, event_variables
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
+from .events import EVENTS
+
+LEAVING = frozenset({"participant_left", "participant_disconnected"})  # the person is gone already
+# variables that come from somewhere else than the event, and the option that sets them
+NOT_A_VAR = {"state": "--state", "room": "--others (room.participants) or the bot file (room.name)",
+             "participant.state": "--participant-state", "bot": "the bot file", "vars": "the bot file",
+             "now": "the clock", "event": "the EVENT argument", "results": "the run's http actions"}
+
+
+class SimulateInputError(ValueError):
+    """A simulate option that does not fit the event (printed as one line, exit 2)."""
 
 
 class PrintEffects:
@@ -17,12 +28,17 @@ class PrintEffects:
     def __init__(self, secrets=frozenset()):
         self.secrets = secrets
         self.lines: list[str] = []
+        self.errors = 0
+        self.prefix = ""  # "  " under an idle/timer step's label
 
-    def _out(self, text: str) -> None:
+    def _emit(self, line: str, err: bool = False) -> None:
+        click.echo(line, err=err)
+
+    def _out(self, text: str, err: bool = False) -> None:
         from .env import mask
-        line = mask(text, self.secrets)
+        line = mask(self.prefix + text, self.secrets)
         self.lines.append(line)
-        click.echo(line)
+        self._emit(line, err)
 
     @staticmethod
     def _to(ids) -> str:
@@ -52,8 +68,9 @@ class PrintEffects:
     async def interrupt(self):
         self._out("interrupt")
 
-    async def end(self, now):
-        self._out("end" + (" now" if now else " (after queued speech)"))
+    async def end(self, now, hangup=False):
+        self._out("end" + (" and hang up (the room is deleted)" if hangup else " now" if now
+                           else " (after queued speech)"))
 
     async def mute(self, participant, muted):
         self._out(f"{'mute' if muted else 'unmute'}: {participant}")
@@ -69,44 +86,78 @@ class PrintEffects:
         return {"status": 0, "json": None, "text": ""}
 
     async def wait(self, seconds):
-        self._out(f"wait: {seconds:g} s (not waited in simulate)")
+        self._out(f"wait: {seconds:g} s (simulate does not wait)")
 
     def state_changed(self, scope, participant, values):
-        shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in values.items())
-        self._out(f"set ({scope if scope == 'room' else 'participant ' + str(participant)}): {shown}")
+        where = "state" if scope == "room" else "participant.state"
+        shown = ", ".join(f"{where}.{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in values.items())
+        self._out(f"set: {shown}" + (f" ({participant})" if scope != "room" else ""))
 
     async def dtmf(self, digits):
         self._out(f"dtmf: {digits}")
 
 
-async def simulate(spec, event: str, *, participant=None, name=None, data=None, text=None,
-                   state: SessionState | None = None, effects=None):
-    handler = spec.on.get(event)
-    effects = effects or PrintEffects(spec.secrets)
-    state = state or SessionState()
-    others = [participant] if participant else []
-    groups = None
-    nodes = handler.actions if handler else ()
-    if handler and handler.triggers:
-        if event == "user_said":
-            match = next(((t, m) for t in handler.triggers if (m := t.pattern.search(text or ""))), None)
-            if match is None:
-                effects._out(f"no user_said pattern matched {text!r}: the turn goes to the LLM")
-                return effects
-            nodes, groups = match[0].actions, list(match[1].groups())
-        else:
-            nodes = tuple(node for trigger in handler.triggers for node in trigger.actions)
-    variables = event_variables(event, participant, name=name, payload=data if event == "data_received" else None,
-                                message=_json_or_empty(data) if event == "app_message" else None,
-                                text=text, digit=data if event == "dtmf_event" else None, groups=groups)
-    run = Run(spec, state, effects, event, variables, participant, others)
-    entry = await run.execute(nodes)
-    if entry.error:
-        effects._out(f"error: {entry.error}")
-    return effects
+def parse_value(raw: str):
+    """A --var / --state value: JSON when it parses (2, true, {"a": 1}, "quoted"), else the text."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
 
 
-def _json_or_empty(data):
+def _blank(name: str, shape):
+    """What a declared but unset variable reads as: null, {} for `message`, a shape's fields as nulls."""
+    if name == "message":
+        return {}
+    if isinstance(shape, dict):
+        return {key: _blank("", inner) for key, inner in shape.items() if key != "state"}
+    return None
+
+
+def _apply_var(event, variables: dict, dotted: str, value) -> None:
+    path = dotted.split(".")
+    top, declared = path[0], EVENTS[event].variables
+    source = NOT_A_VAR.get(".".join(path[:2])) or (NOT_A_VAR.get(top) if top not in declared else None)
+    if source:
+        raise SimulateInputError(f"--var {dotted}: '{top}' is not an event variable; it comes from {source}")
+    if top not in declared or not all(path):
+        names = ", ".join(declared) or "none"
+        raise SimulateInputError(f"--var {dotted}: '{event}' has no variable '{top}'"
+                                 f"{did_you_mean(top, declared)} (its variables: {names})")
+    target = variables
+    for key in path[:-1]:
+        if not isinstance(target.get(key), dict):
+            target[key] = {}
+        target = target[key]
+    target[path[-1]] = value
+
+
+def event_inputs(event: str, *, participant=None, name=None, data=None, text=None, digit=None,
+                 variables=None, groups=None) -> tuple[dict, str | None]:
+    """The event's template variables from simulate's options -> (variables, participant identity)."""
+    declared = EVENTS[event].variables
+    who = participant if "participant" in declared else None
+    payload = data if data is not None else text
+    found = event_variables(
+        event, who, name=name, groups=groups,
+        payload=payload if event == "data_received" else None,
+        message=_json_object(payload) if event == "app_message" else None,
+        text=text if "text" in declared else None,
+        digit=(digit if digit is not None else data) if event == "dtmf_event" else None)
+    for key, shape in declared.items():  # missing fields read as null (docs/bot-spec.md section 3)
+        blank = _blank(key, shape)
+        if found.get(key) is None:
+            found[key] = blank
+        elif isinstance(blank, dict) and isinstance(found[key], dict):
+            found[key] = {**blank, **found[key]}
+    for dotted, value in (variables or {}).items():
+        _apply_var(event, found, dotted, value)
+    if "participant" in found:
+        who = found["participant"].get("id")
+    return found, who
+
+
+def _json_object(data):
     try:
         value = json.loads(data or "")
     except ValueError:
@@ -114,20 +165,121 @@ def _json_or_empty(data):
     return value if isinstance(value, dict) else {}
 
 
-def simulate_cli(bot, event, *, participant, name, data, text, allow_missing_env) -> int:
+def _steps(spec, handler, event: str, text):
+    """[(label, nodes, groups)] to run, or a one-line reason nothing runs."""
+    if not handler.triggers:
+        return [(None, handler.actions, None)] if handler.actions else f"the '{event}' list is empty"
+    if event == "user_said":
+        for trigger in handler.triggers:
+            if (match := trigger.pattern.search(text or "")) is not None:
+                return [(None, trigger.actions, list(match.groups()))]
+        hint = ("give the words with --text" if text is None else "the turn goes to the LLM"
+                if spec.stage("llm") else "the bot has no llm stage, so nothing answers")
+        return f"no user_said pattern matched {text or ''!r} ({hint})"
+    if event == "idle":
+        ordered = sorted(handler.triggers, key=lambda t: t.after)  # as the live idle clock fires them
+        return [(f"after {t.after:g} s:", t.actions, None) for t in ordered]
+    return [(_timer_label(t), t.actions, None) for t in handler.triggers]
+
+
+def _timer_label(trigger) -> str:
+    if trigger.after is not None and trigger.every:
+        return f"after {trigger.after:g} s, then every {trigger.every:g} s:"
+    return f"after {trigger.after:g} s (once):" if trigger.after is not None else f"every {trigger.every:g} s:"
+
+
+async def simulate(spec, event: str, *, participant=None, name=None, data=None, text=None, digit=None,
+                   variables=None, others=(), state: SessionState | None = None, effects=None):
+    effects = effects or PrintEffects(spec.secrets)
+    state = state or SessionState()
+    handler = spec.on.get(event)
+    if handler is None:
+        effects._out(f"{spec.file} has no actions for '{event}'")
+        return effects
+    steps = _steps(spec, handler, event, text)
+    if isinstance(steps, str):
+        effects._out(f"no actions ran: {steps}")
+        return effects
+    for label, nodes, groups in steps:
+        found, who = event_inputs(event, participant=participant, name=name, data=data, text=text,
+                                  digit=digit, variables=variables, groups=groups)
+        me = who if "participant" in found else participant
+        people = list(dict.fromkeys(p for p in [me, *others] if p))
+        if event in LEAVING:
+            people = [p for p in people if p != who]
+        effects.prefix = ""
+        if label:
+            effects._out(label)
+            effects.prefix = "  "
+        shown = len(effects.lines)
+        entry = await Run(spec, state, effects, event, found, who, people).execute(nodes)
+        if entry.error:
+            effects.errors += 1
+            effects.prefix = ""  # compiler-style: file:line:col first
+            effects._out(entry.error, err=True)
+            if "error" in spec.on and event != "error":
+                effects._out(f"in a room, 'error' runs next: lkrun simulate {spec.file} error "
+                             f"--var error.message=...", err=True)
+        elif len(effects.lines) == shown:
+            names = ", ".join(dict.fromkeys(f"{step[0]} at line {step[1]}" for step in entry.steps))
+            count = len(entry.steps)
+            effects._out(f"ran {count} action{'s' * (count != 1)} ({names}), nothing to show")
+        effects.prefix = ""
+    return effects
+
+
+def _object_option(option: str, raw):
+    if raw is None:
+        return None
+    value = parse_value(raw)
+    if not isinstance(value, dict):
+        raise SimulateInputError(f"{option} needs a JSON object such as '{{\"count\": 2}}', got {raw!r}")
+    return value
+
+
+def _unused_options(event: str, given: dict) -> list[str]:
+    declared = EVENTS[event].variables
+    uses = {"--text": "text" in declared or event in ("data_received", "app_message"),
+            "--data": event in ("data_received", "app_message", "dtmf_event"),
+            "--digit": event == "dtmf_event", "--participant-state": "participant" in declared}
+    return [f"note: '{event}' does not use {option}; ignored" for option, value in given.items()
+            if value is not None and not uses[option]]
+
+
+def simulate_cli(bot, event, *, participant, name, data, text, allow_missing_env, digit=None,
+                 assignments=(), others=(), room_state=None, participant_state=None) -> int:
     from .check import check_file
-    from .errors import did_you_mean
-    from .events import EVENTS
     try:
         spec = check_file(bot, allow_missing_env=allow_missing_env)
     except ConfigError as exc:
         click.echo(exc.render(), err=True)
         return 1
+    for warning in spec.warnings:
+        click.echo(warning.render(), err=True)
     if event not in EVENTS:
         click.echo(f"error: unknown event '{event}'{did_you_mean(event, EVENTS.names())}", err=True)
         return 1
-    if event not in spec.on:
-        click.echo(f"{bot} has no actions for '{event}'")
-        return 0
-    effects = asyncio.run(simulate(spec, event, participant=participant, name=name, data=data, text=text))
-    return 1 if any(line.startswith("error:") for line in effects.lines) else 0
+    try:
+        if data is not None and text is not None and event in ("data_received", "app_message"):
+            raise SimulateInputError(f"give the '{event}' payload once: --text or --data")
+        variables = {}
+        for item in assignments:
+            key, sep, raw = item.partition("=")
+            if not sep or not key.strip():
+                raise SimulateInputError(f"--var needs NAME=VALUE, got {item!r}")
+            variables[key.strip()] = parse_value(raw)
+        state = SessionState(room=_object_option("--state", room_state) or {})
+        seeded = _object_option("--participant-state", participant_state)
+        for note in _unused_options(event, {"--text": text, "--data": data, "--digit": digit,
+                                            "--participant-state": participant_state}):
+            click.echo(note, err=True)
+        _, who = event_inputs(event, participant=participant, name=name, data=data, text=text,
+                              digit=digit, variables=variables)  # bad --var names fail before anything runs
+        if seeded and who:
+            state.participants[who] = seeded
+    except SimulateInputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 2
+    effects = asyncio.run(simulate(spec, event, participant=participant, name=name, data=data, text=text,
+                                   digit=digit, variables=variables, others=others, state=state))
+    return 1 if effects.errors else 0

@@ -60,7 +60,7 @@ class Supervisor:
         """A file that became valid (or appeared in a watched folder) starts its bot."""
         if url_for(spec, self.environ) is None and self.embedded is None:
             await self.start_embedded()
-            self.banner([spec])
+            self.banner()
         self.specs.append(spec)
         self.start_bot(key, spec)
 
@@ -86,14 +86,17 @@ class Supervisor:
         logs.register_secrets([self.devserver.api_secret])
 
     def banner(self, specs=None) -> None:
-        from .tokens import person_token
+        """The dev server's address now; each bot's join line once that bot is really in its room."""
         click.echo(f"LiveKit dev server: {self.embedded.url}  (key devkey; stops when lkrun stops)")
-        for spec in self.specs if specs is None else specs:
-            if url_for(spec, self.environ) is None:
-                token = person_token(self.embedded.api_key, self.embedded.api_secret, room=spec.room,
-                                     identity="you", name="You")
-                click.echo(f"  bot '{spec.name}' in room '{spec.room}'. Join as a person with this token:\n"
-                           f"  {token}")
+
+    async def _announce(self, bot: BotRuntime) -> None:
+        from .tokens import person_token
+        await bot.in_room.wait()
+        spec = bot.spec
+        token = person_token(self.embedded.api_key, self.embedded.api_secret, room=spec.room,
+                             identity="you", name="You")
+        click.echo(f"  bot '{spec.name}' in room '{spec.room}'. Join as a person with this token:\n"
+                   f"  {token}")
 
     async def start_playground(self) -> None:
         """The loopback page to talk to the bots; a taken port is a warning, not a failure."""
@@ -122,6 +125,9 @@ class Supervisor:
         single = len(self.specs) == 1 and not self.bots_started
         self.bots_started = True
         self.tasks[key] = asyncio.ensure_future(self._guard(key, bot, single))
+        if self.embedded is not None and bot.server is self.embedded:
+            announce = asyncio.ensure_future(self._announce(bot))
+            self.tasks[key].add_done_callback(lambda _task: announce.cancel())
         return bot
 
     async def _guard(self, key: str, bot: BotRuntime, single: bool) -> None:

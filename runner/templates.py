@@ -1,4 +1,5 @@
-"""Sandboxed Jinja2 for bot files: compiled once from the file, checked statically at validate time.
+"""Sandboxed Jinja2 for bot files: compiled once from the file, checked statically at validate time
+(the static checks are in runner/template_check.py).
 
 Participant names and data messages come from strangers, so event data is only ever a context
 variable (never compiled), the sandbox is immutable, and size-amplifying operations are capped.
@@ -7,16 +8,15 @@ variable (never compiled), the sandbox is immutable, and size-amplifying operati
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
-from jinja2.exceptions import SecurityError, TemplateAssertionError
+from jinja2 import StrictUndefined, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from runner.errors import did_you_mean
+from .template_limits import MAX_NESTING, deep_brackets, deep_nodes, number_message, too_deep  # noqa: F401
 
 LEAF = object()  # a variable whose inner attributes are not checked (strings, numbers, free-form data)
 ANY = LEAF
@@ -152,23 +152,36 @@ def _lookup(context: dict, path: tuple):
     return value if isinstance(value, (str, int, float, bool, type(None), dict, list)) else _SLOW
 
 
+def _lone_expression(ast):
+    """The expression of a template that is one ``{{ expression }}`` (whitespace around it aside), else None."""
+    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output):
+        return None
+    inner = list(ast.body[0].nodes)
+    for end in (0, -1):
+        if inner and isinstance(inner[end], nodes.TemplateData) and not inner[end].data.strip():
+            inner.pop(end)
+    return inner[0] if len(inner) == 1 and not isinstance(inner[0], nodes.TemplateData) else None
+
+
 class Template:
     """One compiled template string from the bot file; renders against event variables."""
 
     def __init__(self, sandbox: Sandbox, source: str):
         self.source, self._limit, env = source, sandbox.max_output, sandbox.env
         self._template = self._expression = self._path = None
-        stripped = source.strip()
-        body = env.parse(stripped).body if stripped.startswith("{{") and stripped.endswith("}}") else ()
-        if (len(body) == 1
-                and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
-                and not isinstance(body[0].nodes[0], nodes.TemplateData)):
-            expr = body[0].nodes[0]  # as Environment.compile_expression does, from the parsed node
+        if deep_brackets(env, source) is not None:
+            raise TemplateError(too_deep())
+        ast = env.parse(source)  # once: a 100 KB template costs a second per parse
+        if deep_nodes(ast) is not None:
+            raise TemplateError(too_deep())
+        stripped = source.strip()  # the rule check_actions uses too: starts with {{ and ends with }}
+        expr = _lone_expression(ast) if stripped.startswith("{{") and stripped.endswith("}}") else None
+        if expr is not None:  # as Environment.compile_expression does, from the parsed node
             assign = nodes.Assign(nodes.Name("result", "store", lineno=1), expr, lineno=1)
             self._expression = env.from_string(nodes.Template([assign], lineno=1))
             self._path = _plain_path(expr)
         else:
-            self._template = env.from_string(source)
+            self._template = env.from_string(ast)
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
@@ -226,6 +239,10 @@ class Sandbox:
                 self._cache[text] = Template(self, text)
             except JinjaError as exc:
                 raise TemplateError(f"template syntax error: {exc}") from None
+            except (RecursionError, SyntaxError, MemoryError):  # Python's own nesting limits
+                raise TemplateError(too_deep()) from None
+            except ValueError as exc:  # {{ 1111... }} past Python's int-string limit
+                raise TemplateError(number_message(exc)) from None
         return self._cache[text]
 
 
@@ -261,115 +278,7 @@ def render_value(value, context: dict) -> object:
     return value.render(context) if isinstance(value, Template) else value
 
 
-# ---- static checks (validate time) -----------------------------------------------------------
-
-_checker = _Environment(65536)
-_OPEN = re.compile(r"\{\{|\{%|\{#")
-
-
-def _code_mask(text: str) -> list[bool]:
-    """True for each character of template code outside string literals (jinja nodes have no column)."""
-    mask, i, n = [False] * len(text), 0, len(text)
-    while (m := _OPEN.search(text, i)) is not None:
-        if m.group() == "{#":
-            i = n if (end := text.find("#}", m.end())) < 0 else end + 2
-            continue
-        close, j, quote = ("}}" if m.group() == "{{" else "%}"), m.end(), None
-        while j < n and (quote or not text.startswith(close, j)):
-            c = text[j]
-            if quote:
-                j += c == "\\"  # skip the escaped character
-                quote = None if c == quote else quote
-            elif c in "'\"":
-                quote = c
-            else:
-                mask[j] = True
-            j += 1
-        i = j + 2
-    return mask
-
-
-def _locate(text: str, mask: list[bool], lineno: int, root: str, path: tuple = ()) -> tuple[int, int]:
-    """(line, col) of ``root`` as code on line ``lineno``, or of the last attribute of ``root.path``."""
-    starts = [0] + [k + 1 for k, c in enumerate(text) if c == "\n"]
-    begin, end = starts[min(lineno, len(starts)) - 1], (starts + [len(text)])[min(lineno, len(starts))]
-    pattern = r"(?<![\w.])" + re.escape(root) + r"(?!\w)"
-    for k, attr in enumerate(map(re.escape, path)):
-        if k == len(path) - 1:
-            pattern += rf"\s*(?:\.\s*(?P<a>{attr})(?!\w)|\[\s*(?P<q>['\"]){attr}(?P=q)\s*\])"
-        else:
-            pattern += rf"\s*(?:\.\s*{attr}(?!\w)|\[\s*(['\"]){attr}\{k + 1}\s*\])"
-    for m in re.finditer(pattern, text):
-        if begin <= m.start() < end and mask[m.start()]:
-            pos = m.start() if not path else m.start("a") if m.group("a") else m.start("q")
-            line = text.count("\n", 0, pos)
-            return line, pos - starts[line]
-    return lineno - 1, 0
-
-
-def _chain(node) -> tuple[nodes.Name, tuple] | None:
-    """The root Name and constant attribute path of ``a.b['c']``, or None for anything dynamic."""
-    path = []
-    while isinstance(node, (nodes.Getattr, nodes.Getitem)):
-        if isinstance(node, nodes.Getattr):
-            path.append(node.attr)
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            path.append(node.arg.value)
-        else:
-            return None
-        node = node.node
-    return (node, tuple(reversed(path))) if isinstance(node, nodes.Name) and path else None
-
-
-def check_template(text: str, variables: dict,
-                   elsewhere: dict[str, str] | None = None) -> list[tuple[int, int, str]]:
-    """Validate-time check of one template against the variables of its event.
-
-    Returns ``(line_offset, col_offset, message)`` problems, 0-based relative to ``text``.
-    ``elsewhere`` maps names unavailable here to a phrase such as ``"only in data_received"``.
-    """
-    try:
-        ast = _checker.parse(text)
-    except TemplateSyntaxError as exc:
-        return [((exc.lineno or 1) - 1, 0, f"template syntax error: {exc.message}")]
-    mask, problems, elsewhere = _code_mask(text), set(), elsewhere or {}
-
-    def report(lineno: int, name: str, message: str, path: tuple = ()) -> None:
-        problems.add((*_locate(text, mask, lineno, name, path), message))
-
-    for node in ast.find_all((nodes.Filter, nodes.Test)):
-        is_filter = isinstance(node, nodes.Filter)
-        kind, known = ("filter", _checker.filters) if is_filter else ("test", _checker.tests)
-        if node.name not in known:  # jinja defers these to run time inside {% if %}: check them all now
-            report(node.lineno, node.name, f"unknown {kind} '{node.name}'{did_you_mean(node.name, known)}")
-            node.name = "string" if is_filter else "defined"  # so the checks below can run
-    for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        tag = type(node).__name__.lower()
-        problems.add((node.lineno - 1, 0, f"'{tag}' is not supported in bot templates"))
-    try:  # statements can fail jinja's own compile-time checks; plain {{ }} expressions cannot
-        if "{%" in text:
-            _checker.compile(ast)
-    except TemplateAssertionError as exc:
-        problems.add(((exc.lineno or 1) - 1, 0, f"template error: {exc.message}"))
-    undeclared = meta.find_undeclared_variables(ast)  # knows loop variables, {% set %}, macro args
-    stored = {n.name for n in ast.find_all(nodes.Name) if n.ctx != "load"}
-    for node in ast.find_all(nodes.Name):
-        name = node.name
-        if node.ctx == "load" and name in undeclared and name not in variables:
-            report(node.lineno, name, f"variable '{name}' is not available here ({elsewhere[name]})"
-                   if name in elsewhere else f"unknown variable '{name}'{did_you_mean(name, variables)}")
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        root, path = _chain(node) or (None, ())
-        if root is None or root.name not in variables or root.name in stored or root.name not in undeclared:
-            continue
-        spec = variables[root.name]
-        for k, attr in enumerate(path):
-            if not isinstance(spec, dict):  # LEAF (or any non-dict description) stops checking
-                break
-            if attr not in spec:
-                owner = ".".join((root.name, *path[:k]))
-                message = f"unknown attribute '{attr}' of '{owner}'{did_you_mean(attr, spec)}"
-                report(root.lineno, root.name, message, path[: k + 1])
-                break
-            spec = spec[attr]
-    return sorted(problems)
+def check_template(text: str, variables: dict, elsewhere: dict[str, str] | None = None) -> list:
+    """The validate-time check (runner/template_check.py): ``(line_offset, col_offset, message)`` problems."""
+    from .template_check import check_template as check
+    return check(text, variables, elsewhere)

@@ -49,9 +49,14 @@ async def _timers(bot) -> None:
 
 
 async def _idle(bot) -> None:
-    clock = bot.idle = getattr(bot, "idle", None) or IdleClock()
+    """Idle counts only while someone is in the room; each session starts it over."""
+    clock = bot.idle
     clock.activity()
     while True:
+        if not bot.participants():  # an empty room is not quiet, it is empty: nobody to prompt
+            clock.activity()
+            await asyncio.sleep(0.1)
+            continue
         handler = bot.spec.on.get("idle")
         quiet = time.monotonic() - clock.last
         for index, trigger in enumerate(sorted(handler.triggers, key=lambda t: t.after) if handler else ()):

@@ -7,6 +7,8 @@ is what the LLM receives back.
 
 from __future__ import annotations
 
+import asyncio
+
 from . import humanize
 from .check_actions import ActionChecker
 from .errors import did_you_mean
@@ -111,7 +113,16 @@ def register_tools(llm, bot) -> None:
                                                        "metadata": info.get("metadata")}}
             run = Run(bot.spec, bot.state, bot.effects, f"tool:{_name}", variables, speaker,
                       bot.participants(), bot.trace)
-            entry = await run.execute(current.actions)
+            # the run belongs to the caller: if they leave, it stops and the LLM hears why
+            task = bot.dispatcher.own(speaker, asyncio.ensure_future(run.execute(current.actions)))
+            try:
+                entry = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.cancelled():
+                    task.cancel()
+                    raise
+                await params.result_callback({"error": "the caller left"})
+                return
             if entry.error:
                 await params.result_callback({"error": entry.error.split("error in action", 1)[-1].strip()})
                 return

@@ -10,8 +10,13 @@ import asyncio
 
 from loguru import logger
 
+from .arrivals import Arrivals
 from .effects import set_audio_subscribed
 from .generation import STOP_REASONS
+from . import room_hooks
+from .room_hooks import when_room_created
+
+MAX_CHAT_BYTES = 64 * 1024  # a chat message longer than this is cut off while it is read, not after
 
 SIMPLE = ["participant_disconnected", "audio_track_unsubscribed", "video_track_subscribed",
           "video_track_unsubscribed"]
@@ -27,6 +32,26 @@ def wire_events(gen) -> None:
             transport.add_event_handler(name, fn)
             return fn
         return register
+
+    joins = any(e in bot.spec.on for e in ("participant_connected", "first_participant_joined"))
+    lookup, announce = _server_calls(bot)
+    arrivals = gen.arrivals = Arrivals(bot.spec.name, lookup, hold_for_joins=joins, announce=announce)
+    reasons: dict[str, str] = {}
+
+    def room_created(room) -> None:
+        """lkrun reads data, DTMF and leave reasons from the room itself: with the sender's
+        identity even before they are announced (pipecat's events lose it)."""
+        sender = room_hooks.packet_sender(room)
+        room.on("data_received", lambda packet: _packet(packet, sender))
+        room.on("sip_dtmf_received", lambda dtmf: _dtmf(dtmf, sender))
+        room.on("participant_disconnected", lambda p: reasons.__setitem__(p.identity, _reason_name(p)))
+
+    when_room_created(transport, room_created)
+
+    def learn(pid) -> None:
+        """A sender found through the server: their name and metadata as the server knows them."""
+        if pid is not None and pid not in bot.state.names and pid in arrivals.server_info:
+            bot.state.names[pid] = arrivals.server_info[pid]
 
     def remember(pid: str) -> None:
         room = gen.room
@@ -49,7 +74,7 @@ def wire_events(gen) -> None:
             # waits for this handler before it can leave the room
             asyncio.ensure_future(_unpublish_silent_track(gen.room))
         gen.connected.set()
-        bot.connected_once = True
+        bot.session_connected(p for p in gen.room.remote_participants if p != me)
         logger.info(f"[{bot.spec.name}] in room '{bot.spec.room}' as '{me}'")
         fire("connected")
 
@@ -69,12 +94,32 @@ def wire_events(gen) -> None:
     def _chat_stream(reader, participant_identity):
         async def read():
             try:
-                text = await asyncio.wait_for(reader.read_all(), timeout=30)
+                text = await asyncio.wait_for(_read_capped(reader), timeout=30)
             except Exception as exc:
                 logger.warning(f"[{bot.spec.name}] could not read a chat message: {exc}")
                 return
-            fire("chat_received", participant_identity, text=text[:65536])
+            arrivals.deliver(participant_identity or None,
+                             lambda who, note: fire("chat_received", who, text=text, note=note))
         asyncio.ensure_future(read())
+
+    def _packet(packet, sender) -> None:
+        identity = packet.participant.identity if packet.participant is not None else sender()
+        payload = bytes(packet.data[:65536])
+        arrivals.deliver(identity, lambda who, note: _fire_packet(who, payload, note))
+
+    def _fire_packet(identity, payload: bytes, note) -> None:
+        learn(identity)
+        fire("data_received", identity, payload=payload, note=note)
+        if "app_message" in bot.spec.on:
+            from .engine import parse_message
+            _text, message = parse_message(payload)
+            if message:
+                fire("app_message", identity, message=message, note=note)
+
+    def _dtmf(dtmf, sender) -> None:
+        identity = dtmf.participant.identity if dtmf.participant is not None else sender()
+        digit = str(dtmf.digit or dtmf.code or "")
+        arrivals.deliver(identity, lambda who, note: (learn(who), fire("dtmf_event", who, digit=digit, note=note)))
 
     @on("on_disconnected")
     async def _disconnected(_transport):
@@ -92,6 +137,7 @@ def wire_events(gen) -> None:
             return
         remember(pid)
         fire("participant_connected", pid)
+        arrivals.announce(pid)  # after the join event: a greeting goes before the answer
 
     @on("on_first_participant_joined")
     async def _first(_transport, pid):
@@ -100,7 +146,8 @@ def wire_events(gen) -> None:
 
     @on("on_participant_left")
     async def _left(_transport, pid, reason):
-        fire("participant_left", pid, extra={"reason": reason})
+        arrivals.left(pid)
+        fire("participant_left", pid, extra={"reason": reasons.pop(pid, None) or reason})
 
     @on("on_audio_track_subscribed")
     async def _audio(_transport, pid):
@@ -115,19 +162,6 @@ def wire_events(gen) -> None:
                 fire(event, pid)
             return handler
         transport.add_event_handler(f"on_{name}", make(name))
-
-    @on("on_data_received")
-    async def _data(_transport, data, pid):
-        fire("data_received", pid, payload=bytes(data[:65536]))
-
-    @on("on_app_message")
-    async def _app(_transport, message, sender):
-        fire("app_message", sender, message=message)
-
-    @on("on_dtmf_event")
-    async def _dtmf(_transport, data):
-        data = data if isinstance(data, dict) else {}
-        fire("dtmf_event", data.get("participant_id"), digit=str(data.get("digit") or data.get("tone") or ""))
 
     @on("on_active_speaker_changed")
     async def _speaker(_transport, participant):
@@ -148,7 +182,59 @@ def wire_events(gen) -> None:
         else:
             logger.error(f"[{bot.spec.name}] {getattr(frame, 'error', frame)}")
             fire("error", extra={"error": {"message": str(getattr(frame, "error", frame)), "event": None,
-                                           "action": None, "line": None}})
+                                           "action": None, "line": None, "file": None}})
+
+
+ANNOUNCE_ATTRIBUTE = "lkrun.announce"  # deleting an attribute nobody has: no change, an immediate update
+
+
+def _server_calls(bot):
+    """-> (lookup, announce): who is in the room as the server sees it, and "announce these
+    people now"; (None, None) without API credentials."""
+    server = bot.server
+    key = bot.spec.livekit.get("api_key") or server.api_key
+    secret = bot.spec.livekit.get("api_secret") or server.api_secret
+    if not (key and secret):
+        return None, None
+    from .probe import http_url
+
+    async def lookup() -> dict:
+        from livekit import api
+        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+            answer = await lkapi.room.list_participants(api.ListParticipantsRequest(room=bot.spec.room))
+        return {p.identity: {"name": p.name or None, "metadata": p.metadata or None}
+                for p in answer.participants
+                if p.identity != bot.spec.identity and not p.permission.hidden}
+
+    async def announce(identities) -> None:
+        from livekit import api
+        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+            await asyncio.gather(*(lkapi.room.update_participant(api.UpdateParticipantRequest(
+                room=bot.spec.room, identity=identity, attributes={ANNOUNCE_ATTRIBUTE: ""}))
+                for identity in identities), return_exceptions=True)
+    return lookup, announce
+
+
+async def _read_capped(reader) -> str:
+    """Read a chat stream chunk by chunk, stopping at MAX_CHAT_BYTES (never the whole of it)."""
+    parts, size = [], 0
+    async for chunk in reader:
+        size += len(chunk.encode("utf-8", "replace"))
+        if size > MAX_CHAT_BYTES:
+            close = getattr(reader, "_close", None)
+            if close is not None:
+                close()
+            raise ValueError(f"the chat message is longer than {MAX_CHAT_BYTES // 1024} KiB; it was cut off")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _reason_name(participant) -> str:
+    try:
+        from livekit import rtc
+        return rtc.DisconnectReason.Name(participant.disconnect_reason)
+    except Exception:
+        return "disconnected"
 
 
 async def _unpublish_silent_track(room) -> None:

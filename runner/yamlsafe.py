@@ -21,6 +21,7 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from .errors import ConfigError, Problem
+from .yamlscan import START_CONTEXTS, UNCLOSED, check_flow_depth, explain_yaml, runaway_quote
 
 MAX_BYTES = 256 * 1024
 MAX_DEPTH = 64
@@ -111,66 +112,11 @@ class _BotLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, y
 
 _YAML_TAG = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq")}
-_BRACKETS = re.compile(r"[\[\]{}]")
-
-
-def _check_flow_depth(text: str, file: str) -> None:
-    """The pure scanner reads a whole flow collection before composing it; refuse deep ones early."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return
-    depth = 0
-    for match in _BRACKETS.finditer(text):
-        depth += 1 if match.group() in "[{" else -1
-        if depth > MAX_DEPTH:
-            line = text.count("\n", 0, match.start()) + 1
-            col = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
-            raise ConfigError(Problem(file, line, col, f"the file nests deeper than {MAX_DEPTH} levels",
-                                      "a bot file never needs this much nesting; check the brackets"))
-        depth = max(depth, 0)
 
 
 class _Refused(Exception):
     def __init__(self, mark, message, hint=None):
         self.mark, self.message, self.hint = mark, message, hint
-
-
-_YAML_MESSAGES = [
-    (re.compile(r"found character '\\t' that cannot start any token"),
-     "a tab character is used for indentation", "YAML needs spaces, not tabs: replace the tab with spaces"),
-    (re.compile(r"mapping values are not allowed here"),
-     "a ':' is in an unexpected place",
-     "check the indentation of this line, or put quotes around a value that contains ': '"),
-    (re.compile(r"expected <block end>, but found"),
-     "this line's indentation does not match the lines above it",
-     "line it up with the other keys at the same level (use spaces)"),
-    (re.compile(r"did not find expected key"),
-     "this line's indentation does not match the lines above it",
-     "line it up with the other keys at the same level (use spaces)"),
-    (re.compile(r"found unhashable key|found unacceptable key"),
-     "a key must be plain text", "quote the key or fix the indentation"),
-    (re.compile(r"found undefined alias|found undefined tag handle"),
-     "aliases and tags are not allowed in bot files", None),
-    (re.compile(r"expected ',' or '[\]}]', but got"),
-     "unexpected text inside [ ] or { }",
-     "put quotes around text that contains , : ? # [ ] { } (for example say: \"Are you there?\")"),
-    (re.compile(r"while scanning a quoted scalar"),
-     "a quoted value is not closed", "add the closing quote"),
-    (re.compile(r"found character '(.)' that cannot start any token"),
-     "the character '{0}' cannot start a value", "put quotes around the value"),
-]
-
-
-_START_CONTEXTS = ("while scanning a quoted scalar",)
-_UNCLOSED = {"while parsing a flow mapping": "{}", "while parsing a flow sequence": "[]"}
-
-
-def _explain_yaml(exc: yaml.MarkedYAMLError) -> tuple[str, str | None]:
-    raw = f"{exc.context or ''} {exc.problem or ''}".strip() or str(exc)
-    for pattern, message, hint in _YAML_MESSAGES:
-        match = pattern.search(raw)
-        if match:
-            return (message.format(*match.groups()) if match.groups() else message), hint
-    return f"invalid YAML: {exc.problem or raw}", None
 
 
 def text_digest(text: str) -> str:
@@ -191,7 +137,7 @@ def load_text(text: str, file: str) -> Document:
             f"the control character U+{ord(bad.group()):04X}, which YAML does not allow"
         raise ConfigError(Problem(file, line, col, f"the file contains {what}",
                                   None if bad.group() == "\x00" else "delete it (it is often invisible)"))
-    _check_flow_depth(text, file)
+    check_flow_depth(text, file, MAX_DEPTH)
     loader = _BotLoader(text)
     doc = Document(file=file, data=None, text=text)
     try:
@@ -202,12 +148,17 @@ def load_text(text: str, file: str) -> Document:
         raise ConfigError(Problem(file, exc.mark.line + 1, exc.mark.column + 1, exc.message, exc.hint)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message, hint = _explain_yaml(exc)
-        unclosed = _UNCLOSED.get(exc.context or "") if "<stream end>" in (exc.problem or "") else None
+        message, hint = explain_yaml(exc)
+        unclosed = UNCLOSED.get(exc.context or "") if "<stream end>" in (exc.problem or "") else None
         if unclosed and exc.context_mark:
             message, hint = f"a '{unclosed[0]}' is not closed", f"add the closing '{unclosed[1]}'"
-        if (unclosed or exc.context in _START_CONTEXTS) and exc.context_mark:
+        if (unclosed or exc.context in START_CONTEXTS) and exc.context_mark:
             mark = exc.context_mark  # an unclosed quote or bracket: point at where it was opened
+        elif exc.problem_mark and (runaway := runaway_quote(text, exc.problem_mark)) is not None:
+            mark, quote = runaway.start_mark, runaway.style
+            message = "a quoted value is not closed"
+            hint = (f"add the closing {quote} at the end of this value; without it, the value runs on "
+                    f"to the {quote} on line {runaway.end_mark.line + 1}")
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ConfigError(Problem(file, line, col, message, hint)) from None
     except ConfigError:

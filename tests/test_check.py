@@ -270,3 +270,164 @@ def test_broken_tools_are_config_errors_not_crashes(tool):
     with pytest.raises(ConfigError) as info:
         check(text)
     assert all(p.file == "bot.yaml" and p.line >= 6 for p in info.value.errors)
+
+
+# ---- mistakes that are valid YAML but never what the author meant ---------------------------
+
+VOICE = HEAD + "pipeline:\n  - stt: whisper_stt\n  - tts: piper_tts\n"
+
+
+def first_problem(text: str, environ=None):
+    with pytest.raises(ConfigError) as info:
+        check(text, environ)
+    return info.value.problems[0]
+
+
+@pytest.mark.parametrize("value, how", [
+    ("“Welcome”", "is in typographic quotes “ ”"), ("„Willkommen“", "is in typographic quotes „ “"),
+    ("« Bonjour »", "is in typographic quotes « »"), ("‘Welcome’", "is in typographic quotes ‘ ’"),
+    ("“Welcome", "starts with a typographic quote “"), ("Welcome”", "ends with a typographic quote ”"),
+    ("“{{ participant.id }}”", "is in typographic quotes “ ”"),
+])
+def test_typographic_quotes_around_a_value(value, how):
+    found = first_problem(VOICE + f"on:\n  connected:\n    - say: {value}\n")
+    assert (found.line, found.col) == (8, 12)
+    assert found.message == f"the value of 'say' {how}, which YAML keeps as part of the text"
+    assert "with straight quotes \"" in found.hint or "with a straight quote \"" in found.hint
+
+
+@pytest.mark.parametrize("value", ["He said “hi” to me", "He said “hi”", "“Hi,” she said",
+                                   "It’s the players’",
+                                   "'“quoted” inside straight quotes is text'", "“Hi” and “bye”"])
+def test_typographic_quotes_inside_a_sentence_are_fine(value):
+    assert check(VOICE + f"on:\n  connected:\n    - say: {value}\n")
+
+
+@pytest.mark.parametrize("section", ["livekit: {room: “lobby”}", "vars: {greeting: “hi”}",
+                                     "description: “a bot”"])
+def test_typographic_quotes_are_checked_in_every_section(section):
+    text = "version: 1\n" + section + "\n" + ("livekit: {room: r}\n" if "livekit" not in section else "")
+    (line,) = problems(text)
+    assert line.startswith("bot.yaml:2:") and "typographic quotes “ ”" in line
+
+
+def test_typographic_quotes_on_a_condition_are_reported_once():
+    assert problems(HEAD + "on:\n  data_received:\n    - if: “{{ data == 'x' }}”\n      then: []\n") == [
+        "bot.yaml:5:11: error: the value of 'if' is in typographic quotes “ ”, "
+        "which YAML keeps as part of the text"]
+
+
+@pytest.mark.parametrize("condition, hint", [
+    ("hello", 'write it as if: "{{ x == 1 }}"'),
+    ("\"data == 'x'\"", 'write it as if: "{{ x == 1 }}"'),
+    ("\"{{ data }} and {{ data }}\"", 'put the whole condition inside one {{ }}, e.g. if: "{{ x == 1 and y == 2 }}"'),
+    ("\"is {{ data == 'x' }}\"", 'put the whole condition inside one {{ }}, e.g. if: "{{ x == 1 and y == 2 }}"'),
+])
+def test_a_condition_must_be_one_expression(condition, hint):
+    found = first_problem(HEAD + f"on:\n  data_received:\n    - if: {condition}\n      then: []\n")
+    assert (found.line, found.col) == (5, 11)
+    assert found.message == "the condition of 'if' is not one {{ expression }}: a non-empty text is always true"
+    assert found.hint == hint
+
+
+@pytest.mark.parametrize("condition", ["'{{ data == 1 }}'", "' {{ data }} '", "'{{ data is none }}'",
+                                       "{condition: '{{ data }}'}"])
+def test_one_expression_conditions_are_fine(condition):
+    assert check(HEAD + f"on:\n  data_received:\n    - if: {condition}\n      then: []\n")
+
+
+def test_true_as_a_condition_gets_a_condition_message_not_a_quote_hint():
+    found = first_problem(HEAD + "on:\n  data_received:\n    - if: true\n      then: []\n")
+    assert found.message == "the condition of 'if' must be one {{ expression }}, not true"
+    assert found.hint == 'write it as if: "{{ x == 1 }}"'
+
+
+def test_choose_conditions_come_from_the_registry():
+    assert problems(HEAD + "on:\n  dtmf_event:\n    - choose:\n        - when: \"{{ digit == '1' }}\"\n"
+                           "          do: []\n        - when: '2'\n          do: []\n") == [
+        "bot.yaml:8:17: error: the condition of 'choose' entry 2 is not one {{ expression }}: "
+        "a non-empty text is always true"]
+
+
+def test_conditions_are_read_from_the_registry_for_any_action():
+    import dataclasses
+
+    from runner.actions import ACTIONS
+    entry = ACTIONS["log"]
+    ACTIONS._entries["log"] = dataclasses.replace(entry, conditions=(("message",),))
+    try:
+        (line,) = problems(HEAD + "on:\n  connected:\n    - log: plain\n")
+    finally:
+        ACTIONS._entries["log"] = entry
+    assert line == ("bot.yaml:5:12: error: the condition of 'log' is not one {{ expression }}: "
+                    "a non-empty text is always true")
+
+
+def test_else_without_then():
+    found = first_problem(HEAD + "on:\n  data_received:\n    - if: \"{{ data == 'x' }}\"\n      else: [{log: no}]\n")
+    assert (found.line, found.col, found.message) == (6, 7, "'if' has 'else:' but no 'then:'")
+    assert "add 'then:'" in found.hint and "turn the condition around" in found.hint
+    assert check(HEAD + "on:\n  data_received:\n    - if: \"{{ data == 'x' }}\"\n      then: []\n      else: []\n")
+
+
+def test_a_backspace_in_a_double_quoted_pattern():
+    base = HEAD + "pipeline:\n  - stt: whisper_stt\non:\n  user_said:\n"
+    found = first_problem(base + '    - match: "\\b(bye|goodbye)\\b"\n      do: []\n')
+    assert (found.line, found.col) == (7, 14)
+    assert found.message == ("the pattern of 'match' contains a backspace character (U+0008), "
+                             "so it never matches what people say")
+    assert found.hint == ("in double quotes \\b is a backspace character: use single quotes "
+                          "'\\b(bye|goodbye)\\b' or write \\\\b")
+    spec = check(base + "    - match: '\\b(bye|goodbye)\\b'\n      do: []\n"
+                        "    - match: \"(?i)\\\\bthanks\\\\b\"\n      do: []\n")
+    first, second = spec.on["user_said"].triggers
+    assert first.pattern.search("ok bye now") and second.pattern.search("Thanks a lot")
+
+
+def test_a_backspace_in_the_mode_form_and_in_other_values():
+    base = HEAD + "pipeline:\n  - stt: whisper_stt\non:\n  user_said:\n    mode: queued\n    do:\n"
+    assert "the pattern of 'match'" in first_problem(base + '      - match: "\\bhi"\n        do: []\n').message
+    found = first_problem(HEAD + 'on:\n  connected:\n    - log: "a\\ab"\n')
+    assert found.message == "the value of 'log' contains a bell character (U+0007)"
+    assert check(HEAD + 'on:\n  connected:\n    - log: "tab\\there\\nnew line"\n')
+
+
+@pytest.mark.parametrize("text, hint", [
+    (HEAD + "pipeline:\n  - tts: piper_tts\non:\n  connected:\n    - say: 5\n", 'say: "5"'),
+    ("version: 1\nlivekit: {room: 1234}\n", 'room: "1234"'),
+    (HEAD + "on:\n  connected:\n    - chat: {text: true}\n", 'text: "true"'),
+    (HEAD + "on:\n  connected:\n    - send: {data: 1.5}\n", 'data: "1.5"'),
+    (HEAD + "name: 42\n", 'name: "42"'),
+])
+def test_a_number_where_text_belongs_gets_a_quote_hint(text, hint):
+    assert first_problem(text).hint == f"put it in quotes to make it text: {hint}"
+
+
+LONG_SECRET = "Sk" + "".join(chr(ord("a") + (i * 7) % 26) + str(i % 10) for i in range(81))
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_long_secret_cut_short_in_a_message_is_still_masked(tmp_path, fmt, monkeypatch):
+    from click.testing import CliRunner
+
+    from runner.cli import main
+    assert len(LONG_SECRET) == 164
+    bot = tmp_path / "bot.yaml"
+    bot.write_text("version: 1\nlivekit: {room: r, api_key: '${KEY}', api_secret: '${KEY}'}\n"
+                   "session: {turn_stop: '${KEY}'}\n"
+                   "on:\n  connected:\n    - log: {message: '${KEY}', level: '${KEY}'}\n")
+    monkeypatch.setenv("KEY", LONG_SECRET)
+    result = CliRunner().invoke(main, ["validate", "--format", fmt, str(bot)])
+    assert result.exit_code == 1
+    assert "turn_stop" in result.output and "level" in result.output  # the failing fields are reported
+    pieces = {LONG_SECRET[i:i + 12] for i in range(len(LONG_SECRET) - 11)}
+    assert not [p for p in pieces if p in result.output]
+
+
+def test_mask_all_masks_pieces_of_a_secret():
+    from runner.check_mistakes import mask_all
+    secret = "abcdefghijklmnopqrstuvwxyz0123456789"
+    assert mask_all(f"got '{secret}'", {secret}) == "got '***'"
+    assert mask_all(f"got 'Bearer {secret[:20]}...'", {secret}) == "got 'Bearer ***...'"
+    assert mask_all("got 'xyzabcd...'", {secret}) == "got 'xyz***...'"  # a cut after 4 characters
+    assert mask_all("nothing secret here...", {secret}) == "nothing secret here..."

@@ -117,6 +117,32 @@ def test_simulate_unknown_event_and_missing_handler(tmp_path):
     assert result.exit_code == 1 and f"{broken}:3:1: error: unknown top-level key 'bogus'" in result.stderr
 
 
+def test_simulate_says_why_nothing_ran(tmp_path):
+    bot = tmp_path / "bot.yaml"
+    bot.write_text("version: 1\nlivekit: {room: lobby}\non:\n  connected: []\n  data_received:\n"
+                   "    - if: \"{{ data == 'x' }}\"\n      then: [{log: x}]\n")
+    assert invoke("simulate", str(bot), "idle").stdout == f"{bot} has no actions for 'idle'\n"
+    assert invoke("simulate", str(bot), "connected").stdout == "no actions ran: the 'connected' list is empty\n"
+    assert invoke("simulate", str(bot), "data_received", "--text", "y").stdout == \
+        "ran 1 action (if at line 6), nothing to show\n"
+    assert invoke("simulate", str(bot), "data_received", "--text", "x").stdout == "log (info): x\n"
+    llm = tmp_path / "llm.yaml"
+    llm.write_text("version: 1\nlivekit: {room: lobby}\npipeline:\n  - stt: whisper_stt\n"
+                   "  - llm: {type: openai_llm, api_key: '${LKRUN_TEST_KEY:-sk-test}'}\n"
+                   "on:\n  user_said:\n    - match: help\n      do: [{log: helping}]\n")
+    said = invoke("simulate", str(llm), "user_said", "--text", "hello there")
+    assert (said.exit_code, said.stdout) == (0, "no actions ran: no user_said pattern matched 'hello there' "
+                                                "(the turn goes to the LLM)\n")
+
+
+def test_simulate_help_lists_every_option():
+    result = invoke("simulate", "--help")
+    for option in ("--participant", "--name", "--text", "--data", "--digit", "--var NAME=VALUE", "--others ID,ID",
+                   "--state JSON", "--participant-state JSON"):
+        assert f"  {option} " in result.stdout, option
+    assert "lkrun simulate bots/greeter.yaml data_received --text ping" in result.stdout
+
+
 # ---- THE REGISTRY TEST: one ActionDef, and everything a user can see knows it -----------------
 
 @pytest.fixture

@@ -30,10 +30,18 @@ class Recorder:
     async def http(self, url, method, body, headers, timeout):
         raise ValueError(f"http {method} {url}: cannot connect: connection refused")
 
+    async def wait(self, seconds):
+        await asyncio.sleep(seconds)
+
+    def state_changed(self, scope, participant, values):
+        self.calls.append(("set", scope, values))
+
 
 class FakeBot:
     def __init__(self, spec, people=()):
+        from runner.timers import IdleClock
         self.spec, self.state, self.trace = spec, SessionState(), Trace()
+        self.idle = IdleClock()
         self.effects = Recorder()
         self.people = list(people)
 
@@ -139,19 +147,31 @@ def test_rate_limiter_allows_a_burst_then_the_rate(monkeypatch):
 
 async def test_a_flood_from_one_participant_is_dropped_not_queued(make):
     dispatcher, bot = make('  data_received:\n    - send: {to: "{{ participant.id }}", data: "{{ data }}"}\n',
-                           session="{rate_limit: 5}")
+                           session="{rate_limit: 5, rate_burst: 10}")
     for n in range(200):
         fire_data(dispatcher, "mallory", f"spam {n}")
     fire_data(dispatcher, "alice", "ping")
     await settle(dispatcher)
     sent = bot.effects.sent()
     assert "ping" in sent
-    assert sum(1 for s in sent if s.startswith("spam")) == 10  # the burst (2 x rate_limit)
+    assert sum(1 for s in sent if s.startswith("spam")) == 10  # the burst
     assert dispatcher.dropped == 190
+    assert not [e for e in bot.trace.entries if e.outcome == "dropped"]  # published once a second
+    dispatcher.drops.publish()
+    drops = [e for e in bot.trace.entries if e.outcome == "dropped"]
+    assert len(drops) == 1 and drops[0].dropped == 190 and drops[0].participant == "mallory"  # one entry counts
+
+
+async def test_the_default_burst_lets_a_chatty_client_through(make):
+    dispatcher, bot = make('  data_received:\n    - send: {to: "{{ participant.id }}", data: "{{ data }}"}\n')
+    for n in range(40):  # a UI sending 40 messages at once (default: 10/s sustained, bursts of 50)
+        fire_data(dispatcher, "alice", f"m{n}")
+    await settle(dispatcher)
+    assert len(bot.effects.sent()) == 40 and dispatcher.dropped == 0
 
 
 async def test_packets_with_no_sender_share_one_rate_limit(make):
-    dispatcher, bot = make("  data_received:\n    - log: \"{{ data }}\"\n", session="{rate_limit: 5}")
+    dispatcher, bot = make("  data_received:\n    - log: \"{{ data }}\"\n", session="{rate_limit: 5, rate_burst: 10}")
     for n in range(50):
         fire_data(dispatcher, None, f"anon {n}")
     await settle(dispatcher)
@@ -227,3 +247,36 @@ async def test_stop_cancels_running_runs(make):
     await asyncio.sleep(0.01)
     await asyncio.wait_for(dispatcher.stop(), 2)
     assert all(t.done() for t in dispatcher.tasks) and bot.effects.calls == []
+
+
+OWNED = """\
+  data_received:
+    - wait: 30
+    - send: {data: "late for {{ participant.id }}"}
+  participant_left:
+    - log: "left; still here: {{ room.participants | join(',') }}"
+"""
+
+
+async def test_a_person_leaving_cancels_their_runs_but_not_the_leave_event(make):
+    dispatcher, bot = make(OWNED, people=("alice", "bob"))
+    fire_data(dispatcher, "alice", "x")
+    fire_data(dispatcher, "alice", "y")  # queued behind the first
+    fire_data(dispatcher, "bob", "z")
+    await asyncio.sleep(0.02)
+    dispatcher.fire("participant_left", "alice", extra={"reason": "CLIENT_INITIATED"})
+    await asyncio.sleep(0.05)
+    assert [c[1] for c in bot.effects.calls] == ["left; still here: bob"]  # the leaver is not in the room
+    cancelled = [e for e in bot.trace.entries if e.outcome == "cancelled"]
+    assert [(e.participant, e.event) for e in cancelled] == [("alice", "data_received")]
+    assert ("data_received", "bob") in dispatcher.lanes  # bob's run goes on
+    await dispatcher.stop()
+
+
+async def test_a_failing_run_fires_error_with_structured_fields(make):
+    dispatcher, bot = make('  data_received:\n    - log: "{{ 1 / 0 }}"\n  error:\n'
+                           '    - log: "{{ error.action }} line {{ error.line }} of {{ error.file }}"\n')
+    fire_data(dispatcher, "alice", "x")
+    await settle(dispatcher)
+    await settle(dispatcher)
+    assert [c[1] for c in bot.effects.calls] == [f"log line 6 of {bot.spec.file}"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import os
 
 import pytest
@@ -26,6 +28,13 @@ class Recorder:
 
     async def play(self, path):
         self.calls.append(("play", path))
+
+    async def wait(self, seconds):
+        self.calls.append(("wait", seconds))
+        await asyncio.sleep(seconds)
+
+    def state_changed(self, scope, participant, values):
+        self.sets = getattr(self, "sets", []) + [(scope, participant, values)]
 
 
 @pytest.fixture
@@ -226,3 +235,42 @@ async def test_missing_message_fields_read_as_null(bot):
     entry, effects, _ = await run(spec, payload=b"not json")
     assert entry.outcome == "ok", entry.error
     assert effects.calls == [("log", "True False")]
+
+
+# --- lazy branches -------------------------------------------------------------------------------
+
+LAZY = """\
+  data_received:
+    - choose:
+        - when: "{{ data == 'broken' }}"
+          do:
+            - log: "{{ 1 / 0 }}"
+        - when: "{{ data == 'x' }}"
+          do:
+            - log: "taken {{ data }}"
+      default:
+        - log: "{{ undefined_thing.attr }}"
+    - if: "{{ data == 'x' }}"
+      then:
+        - log: "then"
+      else:
+        - log: "{{ 1 / 0 }}"
+"""
+
+
+async def test_choose_and_if_render_only_the_branch_they_take(bot):
+    spec = bot(LAZY.replace("undefined_thing.attr", "vars"))
+    entry, effects, _ = await run(spec, payload=b"x")
+    assert entry.outcome == "ok", entry.error
+    assert effects.calls == [("log", "taken x"), ("log", "then")]
+    # the trace shows what was evaluated and the branch chosen, not the JSON of every branch
+    choose, _log, if_, _then = entry.steps
+    assert choose[0] == "choose" and choose[2] == {"branch": 2, "when": True}
+    assert if_[0] == "if" and if_[2] == {"condition": True, "branch": "then"}
+
+
+async def test_an_error_in_the_taken_branch_still_fails_at_its_line(bot):
+    spec = bot(LAZY.replace("undefined_thing.attr", "vars"))
+    entry, _, _ = await run(spec, payload=b"broken")
+    assert entry.outcome == "error" and entry.action == "log" and entry.line == 9
+    assert "division by zero" in entry.error

@@ -263,3 +263,35 @@ def test_secrets_never_in_simulate_output(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert SECRET not in result.output
     assert MASK in result.output
+
+
+# ---- values Python cannot type (were tracebacks) -----------------------------------------------
+
+@pytest.mark.parametrize("default, expected", [
+    (".inf", float("inf")), ("-.inf", float("-inf")), ("+.INF", float("inf")),
+    (".nan", ".nan"), (".NaN", ".NaN"),  # NaN stays text, as the loader keeps it in place
+])
+def test_infinity_and_nan_defaults_type_like_the_loader(default, expected):
+    data, resolver = resolve(f"v: '${{X:-{default}}}'\n")
+    assert data == {"v": expected} and resolver.problems == []
+    in_place = load_text(f"v: {default}\n", "bot.yaml").data
+    assert data == in_place
+
+
+def test_infinity_in_a_whole_bot_is_checked_not_a_crash():
+    check(bot(rest="vars:\n  big: ${BIG:-.inf}\n  no: ${NO:-.nan}\n"))
+    assert errors(bot(rest="session: {idle_timeout: '${T:-.nan}'}\n"))  # text where a number goes
+
+
+@pytest.mark.parametrize("source", ["default", "environment"])
+def test_a_number_past_pythons_digit_limit_is_an_error_at_its_value(source):
+    digits = "7" * 5000
+    text = bot(rest=f"vars:\n  n: ${{N:-{digits}}}\n" if source == "default" else "vars:\n  n: ${N}\n")
+    found = errors(text, environ={"N": digits} if source == "environment" else {})
+    assert found == ["bot.yaml:4:6: error: '${N}' gives a number with more than 4300 digits"]
+    assert digits[:50] not in "\n".join(found)
+
+
+def test_a_too_long_number_in_a_typed_field_is_reported_once():
+    found = errors(bot(rest="session: {idle_timeout: '${T:-" + "5" * 4400 + "}'}\n"))
+    assert found == ["bot.yaml:3:25: error: '${T}' gives a number with more than 4300 digits"]

@@ -27,9 +27,14 @@ ERROR_LINE = re.compile(r"^(?P<file>\S+?):(?P<line>\d+):(?P<col>\d+): error: ")
 
 
 def expected(path: Path) -> list[str]:
-    """The ``# expect:`` lines at the top of a fixture (the header is ASCII even in the non-UTF-8 file)."""
+    """The ``# expect:`` lines at the top of a fixture (UTF-8; the non-UTF-8 fixture's header is ASCII)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
     lines = []
-    for raw in path.read_bytes().decode("latin-1").splitlines():
+    for raw in text.splitlines():
         if not raw.startswith("# expect: "):
             break
         lines.append(raw[len("# expect: "):])
@@ -169,6 +174,16 @@ def test_every_action_has_a_fixture_for_its_fields(name):
     ("user_said_without_stt", "needs an stt stage"),
     ("user_said_bad_regex", "invalid pattern"),
     ("http_templated_host", "written literally"),
+    ("typographic_quotes", "is in typographic quotes “ ”"),
+    ("typographic_quotes", "ends with a typographic quote ”"),
+    ("condition_not_one_expression", "the condition of 'if' is not one {{ expression }}"),
+    ("condition_not_one_expression", "the condition of 'choose' entry 2"),
+    ("user_said_regex_backspace", "backspace character (U+0008)"),
+    ("yaml_unclosed_quote_later", "not closed"),
+    ("yaml_unknown_escape", "'\\d' is not one"),
+    ("number_for_text", "livekit.room: expected text, got 1234"),
+    ("number_for_text", "action 'say': expected text, got 5"),
+    ("if_else_without_then", "'else:' but no 'then:'"),
 ])
 def test_the_matrix_covers(stem, fragment):
     assert any(fragment in m for m in _messages(stem)), _messages(stem)
@@ -189,3 +204,24 @@ def test_a_literal_secret_is_never_printed():
         assert result.exit_code == 1
         assert secret not in result.output
         assert "sk-literal-key-0123456789" not in result.output
+
+
+def test_a_late_quote_error_is_not_called_an_indentation_problem():
+    """A deleted closing quote used to be reported two lines later as bad indentation."""
+    (line,) = expected(INVALID / "yaml_unclosed_quote_later.yaml")
+    text = (INVALID / "yaml_unclosed_quote_later.yaml").read_text().splitlines()
+    row, col = map(int, line.split(":")[1:3])
+    assert text[row - 1][col - 1] == '"' and "indentation" not in line
+
+
+@pytest.mark.parametrize("stem, hint", [
+    ("typographic_quotes", 'replace the typographic quotes “ ” with straight quotes " or remove them'),
+    ("user_said_regex_backspace", "in double quotes \\b is a backspace character: use single quotes "
+                                  "'\\b(bye|goodbye)\\b' or write \\\\b"),
+    ("number_for_text", 'put it in quotes to make it text: say: "5"'),
+    ("if_else_without_then", "add 'then:' with the actions for when the condition is true"),
+    ("condition_not_one_expression", 'write it as if: "{{ x == 1 }}"'),
+])
+def test_the_new_mistakes_say_how_to_fix_them(stem, hint):
+    result = CliRunner().invoke(main, ["validate", f"tests/fixtures/invalid/{stem}.yaml"])
+    assert f"hint: {hint}" in result.output, result.output

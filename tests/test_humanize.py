@@ -121,3 +121,27 @@ def test_type_hints():
 def test_errors_come_in_document_order_for_several_problems():
     found = messages({"text": 1, "count": 0, "flag": "x", "bogus": 1})
     assert {f[0] for f in found} == {("text",), ("count",), ("flag",), ("bogus",)}
+
+
+@pytest.mark.parametrize("instance, hint", [
+    ({"text": 5}, 'put it in quotes to make it text: text: "5"'),
+    ({"text": 1.5}, 'put it in quotes to make it text: text: "1.5"'),
+    ({"text": True}, 'put it in quotes to make it text: text: "true"'),
+    ({"text": "a", "to": 7}, 'put it in quotes to make it text: to: "7"'),   # anyOf text or a list
+    ({"text": "a", "to": False}, 'put it in quotes to make it text: to: "false"'),
+])
+def test_a_number_or_boolean_where_text_belongs_gets_a_quote_hint(instance, hint):
+    assert only(instance)[2] == hint
+
+
+def test_the_quote_hint_names_the_action_for_a_shorthand_value():
+    (_, message, hint, _), = messages({"text": 5}, where="action 'say'", hide=("text",))
+    assert message == "action 'say': expected text, got 5"
+    assert hint == 'put it in quotes to make it text: say: "5"'
+
+
+def test_no_quote_hint_where_it_would_not_help():
+    assert only({"text": [1]})[2] is None  # a list is not a number typed by mistake
+    assert only({"text": "a", "count": "2"})[2] != humanize.quote_hint("count", "2")
+    assert humanize.quote_hint("x", None) is None and humanize.quote_hint(None, 3) == \
+        'put it in quotes to make it text: "3"'

@@ -78,3 +78,100 @@ async def test_bad_addresses_are_named(url, reason):
         await probe(url, "token", timeout=3)
     assert str(failed.value).startswith(f"cannot reach LiveKit at {url}: "), str(failed.value)
     assert reason in str(failed.value)
+
+
+# ---- nothing the server answers can make probe print the token ---------------------------------
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib3QiLCJ2aWRlbyI6e319.c2lnbmF0dXJlLW9mLXRoZS1ib3Q"
+
+
+@pytest.fixture
+async def local_server():
+    """An aiohttp server on 127.0.0.1 answering /rtc/validate with the given handler."""
+    from aiohttp import web
+    runners = []
+
+    async def start(handler) -> str:
+        app = web.Application()
+        app.router.add_get("/rtc/validate", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        return f"ws://127.0.0.1:{runner.addresses[0][1]}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def assert_masked(message: str) -> None:
+    assert JWT not in message and "eyJ" not in message and "c2lnbmF0dXJl" not in message, message
+    assert "access_token" not in message, message
+
+
+async def test_a_redirect_is_not_followed_and_names_only_the_host(local_server):
+    from aiohttp import web
+    seen = []
+
+    async def moved(request):
+        seen.append(request.query.get("access_token"))
+        raise web.HTTPMovedPermanently(f"https://lk.example.com:7443/base/rtc/validate?access_token={JWT}#x")
+
+    url = await local_server(moved)
+    with pytest.raises(ConnectFailed) as failed:
+        await probe(url, JWT, timeout=3)
+    message = str(failed.value)
+    assert message == (f"LiveKit at {url} answered a redirect (301) to https://lk.example.com:7443; "
+                       f"use the final address as the LiveKit URL")
+    assert seen == [JWT]  # asked once, the redirect target never
+    assert_masked(message)
+
+
+async def test_a_redirect_loop_does_not_print_the_token(local_server):
+    from aiohttp import web
+
+    async def loop(request):
+        raise web.HTTPFound(f"/rtc/validate?access_token={request.query['access_token']}")
+
+    url = await local_server(loop)
+    with pytest.raises(ConnectFailed) as failed:
+        await probe(url, JWT, timeout=3)
+    assert str(failed.value).startswith(f"LiveKit at {url} answered a redirect (302) to http://127.0.0.1:")
+    assert_masked(str(failed.value))
+
+
+async def test_a_broken_http_answer_does_not_print_the_token():
+    """aiohttp's own error text carries the request URL, token included."""
+    async def garbage(reader, writer):
+        await reader.readline()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: not-a-number\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    import asyncio
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        with pytest.raises(ConnectFailed) as failed:
+            await probe(url, JWT, timeout=3)
+    finally:
+        server.close()
+    assert str(failed.value) == (f"cannot reach LiveKit at {url}: its answer could not be read "
+                                 f"(Invalid character in Content-Length)")
+    assert_masked(str(failed.value))
+
+
+async def test_a_rejection_that_echoes_the_token_is_masked(local_server):
+    from aiohttp import web
+
+    async def refuse(request):
+        return web.Response(status=401, text=f"invalid token {request.query['access_token']}\n"
+                                             f"see /rtc/validate?access_token={request.query['access_token']}")
+
+    with pytest.raises(ConnectFailed) as failed:
+        await probe(await local_server(refuse), "opaque-not-a-jwt-token", timeout=3)
+    message = str(failed.value)
+    assert message.startswith("token rejected (401): invalid token <token>") and "\n" not in message
+    assert "opaque-not-a-jwt-token" not in message

@@ -1,7 +1,14 @@
-"""Reload decisions (pure): which tier an edit needs. End-to-end reloads: test_reload_live.py."""
+"""Reload decisions (pure): which tier an edit needs; the watcher against real folders (a fake supervisor).
+End-to-end reloads with a real room: test_reload_live.py."""
+
+import asyncio
+import os
+import time
+from pathlib import Path
 
 import pytest
 
+from runner import reload
 from runner.check import check_document
 from runner.reload import describe, diff
 from runner.yamlsafe import load_text
@@ -66,3 +73,136 @@ def test_var_used_by_a_setting_updates_the_service_live():
     change = diff(spec(base), spec(base.replace("voice: en-us}", "voice: en-gb}")))
     assert change["tier"] == "settings"
     assert change["settings"] == {0: {"voice": "en-gb"}}
+
+
+# ---- the watcher: nothing a folder can contain stops hot reload --------------------------------
+
+GOOD = "version: 1\nlivekit: {room: lobby, identity: w}\nvars: {n: 1}\n"
+SLOW = ("version: 1\nlivekit: {room: lobby}\non:\n  data_received:\n    - log: \""
+        + "\\n".join(f"{{{{ u{i} }}}}" for i in range(4000)) + "\"\n")
+
+
+class FakeSupervisor:
+    """What Watcher and watch_task use of the supervisor; records what they asked of it."""
+
+    def __init__(self, folder: Path):
+        self.specs, self.files, self.folders = [], [], [folder]
+        self.file_keys: dict[str, str] = {}
+        self.bots: dict = {}
+        self.stop_event = asyncio.Event()
+        self.started: list[str] = []
+        self.stopped: list[str] = []
+        self.notices: list[tuple] = []
+
+    def key_for(self, path) -> str:
+        return self.file_keys.setdefault(str(Path(path).resolve()), str(Path(path).resolve()))
+
+    async def add_spec(self, key, spec):
+        self.started.append(key)
+
+    async def stop_bot(self, key):
+        self.stopped.append(key)
+
+    def notice(self, key, kind, message):
+        self.notices.append((key, kind, message))
+
+
+async def until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def watching(supervisor):
+    task = asyncio.ensure_future(reload.watch_task(supervisor, debounce_ms=50, step_ms=10))
+    await asyncio.sleep(0.3)  # the watch is set up
+    return task
+
+
+async def stop(supervisor, task):
+    supervisor.stop_event.set()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_a_symlink_loop_in_the_folder_does_not_stop_hot_reload(tmp_path):
+    supervisor = FakeSupervisor(tmp_path)
+    task = await watching(supervisor)
+    os.symlink(tmp_path / "b.yaml", tmp_path / "a.yaml")
+    os.symlink(tmp_path / "a.yaml", tmp_path / "b.yaml")
+    await asyncio.sleep(0.4)
+    assert not task.done(), task.exception()
+    (tmp_path / "bot.yaml").write_text(GOOD)
+    await until(lambda: supervisor.started)
+    assert supervisor.started == [str((tmp_path / "bot.yaml").resolve())]
+    await stop(supervisor, task)
+
+
+async def test_a_bot_file_replaced_by_a_folder_stops_its_bot(tmp_path, capsys):
+    supervisor = FakeSupervisor(tmp_path)
+    task = await watching(supervisor)
+    path = tmp_path / "x.yaml"
+    path.write_text(GOOD)
+    await until(lambda: supervisor.started)
+    path.unlink()
+    path.mkdir()
+    await until(lambda: supervisor.stopped)
+    key = str(path.resolve())
+    assert supervisor.stopped == [key]
+    assert f"{key}: is now a folder, not a bot file, stopping its bot" in capsys.readouterr().err
+    path.rmdir()
+    path.write_text(GOOD)  # and a file again later starts it again
+    await until(lambda: len(supervisor.started) == 2)
+    await stop(supervisor, task)
+
+
+async def test_a_new_folder_named_like_a_bot_file_is_ignored(tmp_path, capsys):
+    supervisor = FakeSupervisor(tmp_path)
+    watcher = reload.Watcher(supervisor)
+    (tmp_path / "notes.yaml").mkdir()
+    await watcher.handle(tmp_path / "notes.yaml")
+    assert supervisor.stopped == [] and capsys.readouterr().err == ""
+
+
+async def test_checking_runs_beside_the_live_calls_not_instead_of_them(tmp_path):
+    """A slow check (4,000 problems) runs in a thread: the event loop, and every call on it, keeps going."""
+    supervisor = FakeSupervisor(tmp_path)
+    watcher = reload.Watcher(supervisor)
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticking = asyncio.ensure_future(ticker())
+    start = time.monotonic()
+    await watcher.handle(path)
+    elapsed = time.monotonic() - start
+    ticking.cancel()
+    assert supervisor.notices and supervisor.notices[0][1] == "error"
+    assert ticks >= elapsed / 0.005 / 4, (ticks, elapsed)  # the loop was never frozen for long
+
+
+async def test_a_check_over_the_budget_is_reported_not_waited_for(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(reload, "CHECK_BUDGET", 0.05)
+    supervisor = FakeSupervisor(tmp_path)
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW)
+    await reload.Watcher(supervisor).handle(path)
+    err = capsys.readouterr().err
+    assert f"{path.resolve()}: checking took longer than 0.05 s; not started: waiting for a fix" in err
+    assert supervisor.started == []
+
+
+async def test_an_oversized_bot_file_is_an_error_not_a_long_check(tmp_path, capsys):
+    supervisor = FakeSupervisor(tmp_path)
+    path = tmp_path / "big.yaml"
+    path.write_text(GOOD + "# padding\n" * 30000)
+    await reload.Watcher(supervisor).handle(path)
+    err = capsys.readouterr().err
+    assert f"{path.resolve()}:1:1: error: the file is larger than 256 KiB" in err
+    assert supervisor.started == []

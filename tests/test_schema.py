@@ -77,6 +77,8 @@ SEMANTIC_ONLY = {
     "template_syntax_error", "template_unknown_variable", "template_unknown_attribute", "template_event_variable",
     "template_unknown_filter", "say_without_tts", "user_said_without_stt", "http_templated_host",
     "timer_without_interval", "stage_order", "env_unset",
+    # what the checker sees in the text as written (typographic quotes, a backspace from an escape)
+    "typographic_quotes", "user_said_regex_backspace", "if_else_without_then",
 }
 
 

@@ -238,3 +238,77 @@ def test_spliced_fixtures_give_a_spec_or_a_config_error(splice):
     first, second, cut, take = splice
     a, b = first.splitlines(keepends=True), second.splitlines(keepends=True)
     _check(b"".join(a[: cut % (len(a) + 1)] + b[take % (len(b) + 1):]))
+
+
+# ---- the nesting pre-scan skips quoted values and comments -----------------------------------
+
+DEEP = "[" * 70 + "]" * 70
+
+
+@pytest.mark.parametrize("text", [
+    f'say: "{DEEP}"\n', f"say: '{DEEP}'\n", f"say: 'it''s {DEEP}'\n", f'say: "a \\" {DEEP}"\n',
+    f"a: 1  # {DEEP}\n", f"# {DEEP}\na: 1\n", f'a: ["{DEEP}", "{{{{"]\n', f"a:\n  - '{DEEP}'\n",
+])
+def test_brackets_inside_quotes_and_comments_do_not_nest(text):
+    assert load_text(text, "bot.yaml").data
+
+
+@pytest.mark.parametrize("text", [
+    f"a: it's {'[' * 70}x{']' * 70}\n",   # an apostrophe inside plain text opens no quoted value
+    f"a: 'x' {'[' * 70}\n", f"a: x#{'[' * 70}\n",
+])
+def test_a_quote_or_hash_that_opens_nothing_does_not_hide_deep_nesting(text):
+    with pytest.raises(ConfigError):
+        load_text(text, "bot.yaml")
+
+
+def test_a_real_deep_nesting_after_a_quoted_value_is_still_refused():
+    text = 'a: "[[[["\nb: ' + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n"
+    assert "nests deeper" in problem(text).message
+
+
+@pytest.mark.parametrize("name, text", [
+    ("quotes", "a: [" + "'', " * 60000 + "[" * 100),
+    ("apostrophes", "a: b" + "'" * 200000 + "[" * 100),
+    ("open_quote", "a: '" + "[" * 200000 + "\n"),
+    ("escapes", 'a: ["' + "\\\\" * 100000 + '"' + "[" * 100 + "\n"),
+    ("blanks", "a: [" + " " * 200000 + "'x'" + "[" * 100 + "\n"),
+    ("comments", "a: 1\n" + " #[\n" * 50000),
+])
+def test_the_pre_scan_is_linear(name, text):
+    from runner.yamlscan import check_flow_depth
+    started = time.perf_counter()
+    try:
+        check_flow_depth(text, "big.yaml", MAX_DEPTH)
+    except ConfigError:
+        pass
+    assert time.perf_counter() - started < 0.5, name
+
+
+# ---- a deleted closing quote is reported where the quote starts ------------------------------
+
+@pytest.mark.parametrize("text, line, col, until", [
+    ('on:\n  x:\n    - say: "Welcome\n    - log: hi\n    - log: "bye"\n', 3, 12, 5),
+    ("on:\n  x:\n    - say: 'Welcome\n    - log: hi\n    - log: 'bye'\n", 3, 12, 5),
+    ('livekit:\n  room: "lobby\n  identity: "bot"\n', 2, 9, 3),
+    ('on:\n  x:\n    - send: {data: "Welcome}\n    - log: "hi"\n', 3, 20, 4),
+])
+def test_a_deleted_closing_quote(text, line, col, until):
+    found = problem(text)
+    assert (found.line, found.col, found.message) == (line, col, "a quoted value is not closed")
+    quote = text.splitlines()[line - 1][col - 1]
+    assert found.hint == (f"add the closing {quote} at the end of this value; without it, the value runs on "
+                          f"to the {quote} on line {until}")
+
+
+def test_an_indentation_mistake_is_still_an_indentation_mistake():
+    found = problem('livekit:\n  room: "lobby"\n identity: bot\n')
+    assert "indentation" in found.message
+
+
+def test_an_unknown_escape_in_double_quotes():
+    found = problem('on:\n  user_said:\n    - match: "\\d+ minutes"\n')
+    assert (found.line, found.col) == (3, 16)  # at the letter after the backslash
+    assert found.message == "in double quotes a backslash starts an escape, and '\\d' is not one"
+    assert found.hint == ("use single quotes around the value instead of double quotes, "
+                          "or write two backslashes: \\\\d")

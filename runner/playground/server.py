@@ -195,7 +195,8 @@ class Playground:
             steps.append({"action": action, "line": line, "value": value, "ms": ms})
         item = {"type": "trace", "file": key, "bot": entry.bot, "time": entry.time, "event": entry.event,
                 "participant": entry.participant, "outcome": entry.outcome, "error": entry.error,
-                "ms": entry.ms, "steps": steps}
+                "ms": entry.ms, "steps": steps, "note": getattr(entry, "note", None),
+                "dropped": getattr(entry, "dropped", 0)}
         detail = getattr(entry, "detail", None)  # what triggered the run (a transcript), when recorded
         if detail is not None:
             item["detail"] = detail if isinstance(detail, (str, int, float, bool, dict, list)) else str(detail)

@@ -270,7 +270,9 @@ function showValue(value) {
 }
 
 function traceItem(entry) {
-  const item = el('li', `entry ${entry.outcome === 'error' ? 'error' : 'ok'}`);
+  const kind = {error: 'error', dropped: 'dropped', cancelled: 'cancelled'}[entry.outcome] || 'ok';
+  const item = el('li', `entry ${kind}`);
+  item.dataset.outcome = entry.outcome;
   item.dataset.event = entry.event;
   item.dataset.bot = entry.bot;
   const head = el('div', 'head');
@@ -279,6 +281,8 @@ function traceItem(entry) {
   head.appendChild(el('span', 'ms', `${entry.ms} ms`));
   item.appendChild(head);
   if (entry.detail !== undefined && entry.detail !== null) item.appendChild(el('div', 'detail', showValue(entry.detail)));
+  if (entry.note) item.appendChild(el('div', 'note', entry.note));
+  if (entry.outcome === 'cancelled') item.appendChild(el('div', 'note', 'stopped: the person it belonged to left'));
   const steps = el('ul', 'steps');
   for (const step of entry.steps || []) {
     const line = el('li');

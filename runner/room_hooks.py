@@ -1,0 +1,51 @@
+"""The pipecat and LiveKit SDK internals lkrun relies on, wrapped in one place.
+
+pipecat offers no public seam for these; tests/test_room_hooks.py is the canary that fails
+when a pipecat or livekit upgrade changes them.
+"""
+
+from __future__ import annotations
+
+
+def when_room_created(transport, callback) -> None:
+    """pipecat creates its ``rtc.Room`` in the client's ``setup()``, before connecting: call
+    ``callback(room)`` then, so lkrun's own room listeners see the first packets too."""
+    client = transport._client
+    original = client.setup
+    done = []
+
+    async def setup(frame_setup):  # called by both the input and the output transport
+        await original(frame_setup)
+        if not done:
+            done.append(True)
+            callback(client.room)
+
+    client.setup = setup
+
+
+def packet_sender(room):
+    """-> a function giving the sender identity of the data packet being emitted right now.
+
+    The SDK's ``DataPacket`` has no sender when the person has not been announced yet
+    (livekit-server announces people who publish nothing every 3 s, and their first packet
+    often arrives first); the FFI event it is made from carries the identity.
+    """
+    current: list[str | None] = [None]
+    original = room._on_room_event
+
+    def on_room_event(event):
+        if event.WhichOneof("message") != "data_packet_received":
+            return original(event)
+        current[0] = event.data_packet_received.participant_identity or None
+        try:
+            return original(event)
+        finally:
+            current[0] = None
+
+    room._on_room_event = on_room_event
+    return lambda: current[0]
+
+
+def client_room(transport):
+    return transport._client.room
+

@@ -1,0 +1,138 @@
+"""Sessions with real people (real livekit-server, real rtc participants): who a run belongs to,
+what `end` means for the people still in the room, `idle` in an empty room, first messages."""
+
+import asyncio
+
+import pytest
+
+from room_helpers import seen_by, wait_for
+
+pytestmark = pytest.mark.livekit
+
+OWNED = """
+version: 1
+name: owner
+livekit: {room: ROOM, identity: owner}
+on:
+  participant_connected:
+    - wait: 1.5
+    - send: {to: "{{ participant.id }}", data: "hello {{ participant.id }}"}
+  data_received:
+    - if: "{{ data == 'slow' }}"
+      then:
+        - wait: 1.5
+        - send: {data: "late answer for {{ participant.id }}"}
+        - end: {}
+      else:
+        - send: {to: "{{ participant.id }}", data: pong}
+"""
+
+
+async def test_a_person_who_leaves_takes_their_runs_with_them(run_bot, people, room_name):
+    bot, task = await run_bot(OWNED.replace("ROOM", room_name))
+    bob = await people(room_name, "bob")
+    assert await bob.next_data(sender="owner") == "hello bob"
+    alice = await people(room_name, "alice")  # her greeting waits 1.5 s: she leaves before it
+    await seen_by(bot, alice)
+    await alice.send("slow")  # this run would broadcast and end the session for everyone
+    await asyncio.sleep(0.3)
+    await alice.leave()
+    await bob.wait_left("alice")
+    assert await bob.no_data(2.5, sender="owner")  # no late answer, no broadcast
+    await bob.send("ping")
+    assert await bob.next_data(sender="owner") == "pong"  # bob's call was not cut off
+    assert not task.done() and bot.generations == 1
+    cancelled = [(e.event, [s[0] for s in e.steps]) for e in bot.trace.entries
+                 if e.participant == "alice" and e.outcome == "cancelled"]
+    assert ("participant_connected", ["wait"]) in cancelled  # the stale greeting never ran its send
+    assert ("data_received", ["if", "wait"]) in cancelled
+
+
+QUIZ = """
+version: 1
+name: quiz
+livekit: {room: ROOM, identity: quiz}
+on:
+  participant_connected:
+    - send: {to: "{{ participant.id }}", data: "question for {{ participant.id }}"}
+  data_received:
+    - if: "{{ data == '42' }}"
+      then:
+        - send: {to: "{{ participant.id }}", data: correct}
+        - end: {}
+      else:
+        - send: {to: "{{ participant.id }}", data: "heard {{ data }} ({{ room.participants | join(',') }})"}
+"""
+
+
+async def test_after_end_the_person_still_here_is_not_greeted_again(run_bot, people, room_name):
+    bot, task = await run_bot(QUIZ.replace("ROOM", room_name))
+    ada = await people(room_name, "ada")
+    assert await ada.next_data(sender="quiz") == "question for ada"
+    await ada.send("42")
+    assert await ada.next_data(sender="quiz") == "correct"
+    await ada.wait_left("quiz")  # the session ended: the bot left ...
+    await wait_for(lambda: bot.generations >= 2 and bot.generation is not None and bot.generation.connected.is_set(),
+                   what="the bot to join again for the next session")
+    with pytest.raises(asyncio.TimeoutError):  # ... and came back without greeting ada again
+        assert await ada.next_data(2.0, sender="quiz") is None
+    await ada.send("still here")
+    assert await ada.next_data(sender="quiz") == "heard still here (ada)"  # carried over: heard, counted
+    ben = await people(room_name, "ben")  # joins after the new session started: greeted
+    assert await ben.next_data(sender="quiz") == "question for ben"
+    assert not task.done()
+
+
+IDLE = """
+version: 1
+name: nudger
+livekit: {room: ROOM, identity: nudger}
+on:
+  idle:
+    - after: 1.5
+      do: [{send: {data: first nudge}}]
+    - after: 3
+      do: [{send: {data: last nudge}}]
+"""
+
+
+async def test_idle_waits_for_someone_and_starts_with_the_first_step(run_bot, people, room_name):
+    bot, _ = await run_bot(IDLE.replace("ROOM", room_name))
+    await asyncio.sleep(3.5)  # an empty room past both steps
+    assert not [e for e in bot.trace.entries if e.event == "idle"], "idle fired in an empty room"
+    loop = asyncio.get_running_loop()
+    joined = loop.time()
+    cleo = await people(room_name, "cleo")
+    assert await cleo.next_data(5, sender="nudger") == "first nudge"
+    first = loop.time() - joined
+    assert await cleo.next_data(5, sender="nudger") == "last nudge"
+    assert 1.2 <= first <= 2.6, first
+
+
+FIRST = """
+version: 1
+name: answerer
+livekit: {room: ROOM, identity: answerer}
+on:
+  data_received:
+    - send: {to: "{{ participant.id }}", data: "answer for {{ participant.id }}: {{ data }}"}
+"""
+
+
+async def test_first_messages_from_unannounced_people_are_answered(run_bot, people, room_name):
+    bot, _ = await run_bot(FIRST.replace("ROOM", room_name))
+
+    async def arrive(n: int):
+        person = await people(room_name, f"p{n}", mic=False)  # announced to the bot up to 3 s late
+        await person.send(f"hi {n}")
+        return person
+
+    crowd = []
+    for n in range(5):  # one after another, 0.3 s apart: all within the server's 3 s announcement tick
+        crowd.append(await arrive(n))
+        await asyncio.sleep(0.3)
+    answers = await asyncio.gather(*(p.next_data(8, sender="answerer") for p in crowd))
+    assert answers == [f"answer for p{n}: hi {n}" for n in range(5)]
+    notes = [e.note for e in bot.trace.entries if e.event == "data_received"]
+    assert all(e.outcome == "ok" for e in bot.trace.entries if e.event == "data_received")
+    assert any(note and "arrived before" in note for note in notes), notes
