@@ -94,7 +94,9 @@ class DevServer:
                  ready_timeout: float = 15.0, log_level: str = "info") -> None:
         self.binary = binary or find_livekit_server()
         self.port = port or free_port()
-        self.tcp_port = tcp_port or _other_port(lambda: free_port(everywhere=True), {self.port})
+        # ICE over TCP is off unless asked for: livekit-server binds that port on every interface
+        # (mediatransportutil's net.ListenTCP has no address), and on loopback UDP always works
+        self.tcp_port = tcp_port
         self.udp_port = udp_port or _other_port(lambda: free_port(udp=True), set())
         self.ready_timeout = ready_timeout
         self.log_level = log_level  # --dev alone means debug: megabytes per call
@@ -106,12 +108,13 @@ class DevServer:
         self._proc: subprocess.Popen | None = None
 
     def config_body(self) -> str:
-        """Loopback-only config: ICE/UDP bound to 127.0.0.1, no STUN look-ups, no public IP."""
+        """Loopback-only config: ICE/UDP bound to 127.0.0.1, no STUN look-ups, no public IP, and no
+        ICE/TCP port (it would listen on every interface) unless one was asked for."""
         return (
             f"port: {self.port}\n"
             f"logging:\n  level: {self.log_level}\n"
             "rtc:\n"
-            f"  tcp_port: {self.tcp_port}\n"
+            f"  tcp_port: {self.tcp_port or 0}\n"
             f"  udp_port: {self.udp_port}\n"
             "  use_external_ip: false\n"
             f"  node_ip: {HOST}\n"

@@ -8,6 +8,8 @@ Data, chat and metadata go through the LiveKit room directly (not pipecat's
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import urlsplit
 
 from loguru import logger
 
@@ -15,6 +17,14 @@ from .engine import encode_packet
 
 MAX_HTTP_BODY = 1024 * 1024
 SUBSCRIBE_CONFIRM = 1.0  # seconds to wait for the server to confirm a (un)subscribe
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """Text from participants on one log line: no forged lines, no terminal control sequences."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 async def set_audio_subscribed(room, participant: str, subscribed: bool) -> None:
@@ -119,19 +129,24 @@ class LiveEffects:
         """`set` ran (the live room has nothing to show; simulate and tests print or record it)."""
 
     async def log(self, message, level):
-        logger.log(level.upper(), f"[{self.bot.spec.name}] {message}")
+        logger.log(level.upper(), f"[{self.bot.spec.name}] {printable(message)}")
 
     async def http(self, url, method, body, headers, timeout):
         """One request; failures become one short message (no query string: it may hold data)."""
         import asyncio
 
         import aiohttp
+        from yarl import URL
         where = f"http {method} {url.split('?')[0]}"
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-                async with session.request(method, url, json=body, headers=headers) as response:
+                # encoded: the URL is sent as lkrun encoded it (no dot-segment collapsing); no redirects:
+                # a redirect would take the author's headers wherever the server points
+                async with session.request(method, URL(url, encoded=True), json=body, headers=headers,
+                                           allow_redirects=False) as response:
                     raw = await response.content.read(MAX_HTTP_BODY + 1)
                     status = response.status
+                    location = response.headers.get("Location", "")
         except asyncio.TimeoutError:
             raise ValueError(f"{where}: no answer within {timeout:g} s") from None
         except aiohttp.ClientConnectorError as exc:
@@ -146,6 +161,10 @@ class LiveEffects:
             parsed = json.loads(text)
         except ValueError:
             parsed = None
+        if 300 <= status < 400:
+            target = urlsplit(location).netloc or "the same host"
+            raise ValueError(f"{where} answered a redirect ({status}) to {target}; lkrun does not follow "
+                             "redirects: put the final address in the bot file")
         if status >= 400:
             raise ValueError(f"{where} answered {status}")
         return {"status": status, "json": parsed, "text": text[:65536]}

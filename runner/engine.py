@@ -268,7 +268,8 @@ def _url_template(source: str):
     if source not in _URL_TEMPLATES:
         from .templates import Sandbox
         env = Sandbox().env
-        env.finalize = lambda value: quote("" if value is None else str(value), safe="")
+        # dots too: a value of ".." must stay a name, not climb a level once the client collapses it
+        env.finalize = lambda value: quote("" if value is None else str(value), safe="").replace(".", "%2E")
         _URL_TEMPLATES[source] = env.from_string(source)
     return _URL_TEMPLATES[source]
 

@@ -135,7 +135,9 @@ class Generation:
                                   audio_out_sample_rate=self.out_sample_rate),
             enable_rtvi=bool(spec.session.get("rtvi")),
             idle_timeout_secs=None, cancel_on_idle_timeout=False,
-            processor_unusable_policy=ProcessorUnusablePolicy.CANCEL,
+            # a stage that keeps failing (an LLM answering 401) is an `error` event, not a reason to
+            # leave the room and come back on every turn; a failed transport ends the generation itself
+            processor_unusable_policy=ProcessorUnusablePolicy.CONTINUE,
             name=f"{spec.name}#{self.number}",
         )
         wire_events(self)

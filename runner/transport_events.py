@@ -177,8 +177,11 @@ def wire_events(gen) -> None:
     @worker.event_handler("on_pipeline_error")
     async def _error(_worker, frame):
         processor = getattr(frame, "processor", None)
-        if processor is not None and "LiveKit" in type(processor).__name__ and not gen.connected.is_set():
+        transport = processor is not None and "LiveKit" in type(processor).__name__
+        if transport and not gen.connected.is_set():
             gen.finish("connect_failed", _connect_message(frame))
+        elif transport and getattr(frame, "fatal", False):
+            gen.finish("lost", str(getattr(frame, "error", frame)))
         else:
             logger.error(f"[{bot.spec.name}] {getattr(frame, 'error', frame)}")
             fire("error", extra={"error": {"message": str(getattr(frame, "error", frame)), "event": None,

@@ -219,3 +219,18 @@ def test_server_output_stays_out_of_our_stdout(capfd, livekit_server):
         assert "starting LiveKit server" in log.read_text()
     finally:
         log.unlink()
+
+
+def _listening(pid: int) -> list[str]:
+    """Local addresses the process listens on (TCP), from ss."""
+    import subprocess
+    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[3] for line in out.splitlines() if f"pid={pid}," in line]
+
+
+@pytest.mark.livekit
+async def test_the_dev_server_listens_on_loopback_only():
+    async with DevServer() as server:
+        addresses = _listening(server._proc.pid)
+        assert addresses, "ss shows no listening socket for livekit-server"
+        assert all(a.startswith(("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:")) for a in addresses), addresses

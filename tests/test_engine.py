@@ -147,7 +147,9 @@ HTTP = """\
     (b"42", "https://api.example.com/items/42?q=42&lang=en"),
     (b"a b", "https://api.example.com/items/a%20b?q=a%20b&lang=en"),
     (b"x?admin=1", "https://api.example.com/items/x%3Fadmin%3D1?q=x%3Fadmin%3D1&lang=en"),
-    (b"../../admin", "https://api.example.com/items/..%2F..%2Fadmin?q=..%2F..%2Fadmin&lang=en"),
+    (b"../../admin", "https://api.example.com/items/%2E%2E%2F%2E%2E%2Fadmin?q=%2E%2E%2F%2E%2E%2Fadmin&lang=en"),
+    (b"..", "https://api.example.com/items/%2E%2E?q=%2E%2E&lang=en"),
+    (b"v1.2", "https://api.example.com/items/v1%2E2?q=v1%2E2&lang=en"),
     (b"v&lang=de#top", "https://api.example.com/items/v%26lang%3Dde%23top?q=v%26lang%3Dde%23top&lang=en"),
 ])
 async def test_http_url_values_are_encoded_inside_their_slot(bot, payload, url):

@@ -136,3 +136,57 @@ async def test_first_messages_from_unannounced_people_are_answered(run_bot, peop
     notes = [e.note for e in bot.trace.entries if e.event == "data_received"]
     assert all(e.outcome == "ok" for e in bot.trace.entries if e.event == "data_received")
     assert any(note and "arrived before" in note for note in notes), notes
+
+
+async def test_deeply_nested_json_still_fires_data_received(run_bot, people, room_name):
+    bot, _ = await run_bot(FIRST.replace("ROOM", room_name).replace("{{ data }}", "{{ data | length }} {{ message }}"))
+    dan = await people(room_name, "dan")
+    await seen_by(bot, dan)
+    await dan.send("[" * 5000 + "]" * 5000)  # pipecat's own json.loads raises RecursionError on this
+    assert await dan.next_data(sender="answerer") == "answer for dan: 10000 {}"
+
+
+LLM_401 = """
+version: 1
+name: asker
+livekit: {room: ROOM, identity: asker}
+pipeline:
+  - llm: {type: openai_llm, api_key: "${FAKE_KEY:-wrong-key}", base_url: BASE_URL}
+on:
+  data_received:
+    - llm: {append: [{role: user, content: "{{ data }}"}], run: true}
+  error:
+    - send: {data: {error: "{{ error.message }}"}}
+"""
+
+
+async def test_an_llm_that_refuses_the_key_is_an_error_not_a_rejoin(run_bot, people, room_name):
+    """The LLM is a loopback server answering 401 as OpenAI does (a paid cloud API cannot run here)."""
+    from aiohttp import web
+
+    asked = []
+
+    async def refuse(request):
+        asked.append(request.path)
+        return web.json_response({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                            "code": "invalid_api_key"}}, status=401)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1"
+    try:
+        bot, task = await run_bot(LLM_401.replace("ROOM", room_name).replace("BASE_URL", base))
+        eve = await people(room_name, "eve")
+        await seen_by(bot, eve)
+        for turn in range(2):
+            await eve.send(f"question {turn}")
+            error = await eve.next_data(15, sender="asker")
+            assert "401" in error["error"] or "API key" in error["error"], error
+            await wait_for(lambda: len(asked) > turn, what="the LLM request")
+        assert bot.generations == 1 and not task.done()  # still in the room, never rejoined
+    finally:
+        await runner.cleanup()
