@@ -179,7 +179,7 @@ async def settle(quick: bool) -> None:
 
 
 async def run(quick: bool, only: list[str] | None = None, out_dir: Path = OUT_DIR, plot: bool = True) -> dict:
-    from runner.devserver import DevServer
+    from runner.host.devserver import DevServer
 
     from .scenarios import SCENARIOS
 

@@ -47,7 +47,7 @@ def paired(fn_a, fn_b, count: int, budget: float) -> tuple[dict, dict]:
 
 
 def rejected(load, text: str) -> bool:
-    from runner.errors import ConfigError
+    from runner.botfile.errors import ConfigError
     try:
         load(text, "bomb.yaml")
     except ConfigError:
@@ -63,8 +63,8 @@ def main(folder: Path, quick: bool) -> dict:
     from loguru import logger
     logger.remove()
 
-    from runner.check import check_file
-    from runner.yamlsafe import load_text
+    from runner.botfile.check import check_file
+    from runner.botfile.yamlsafe import load_text
 
     from . import botfiles
 

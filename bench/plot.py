@@ -6,7 +6,7 @@ import math
 import re
 
 COLORS = [("floor+audio", "#8c564b"), ("floor", "#2ca02c"), ("lkrun", "#1f77b4"), ("hand-written", "#ff7f0e"),
-          ("process-per-call", "#ff7f0e"), ("pipecat", "#ff7f0e"), ("runner.yamlsafe", "#9467bd")]
+          ("process-per-call", "#ff7f0e"), ("pipecat", "#ff7f0e"), ("runner.botfile.yamlsafe", "#9467bd")]
 
 
 def color(system: str) -> str:

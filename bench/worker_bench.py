@@ -97,7 +97,7 @@ async def _agent_in(lk, room: str) -> bool:
 
 async def measure_mode(server, folder: Path, mode: str, *, dispatches: int, concurrent: int, bot: str,
                        say=print) -> dict:
-    from runner.devserver import free_port
+    from runner.host.devserver import free_port
     name = f"wb-{mode[:2]}-{uuid.uuid4().hex[:6]}"
     path = botfiles.render(bot, folder, "unused", name=name)
     port = free_port()
@@ -175,7 +175,7 @@ async def run(ctx, report) -> None:
 
 
 async def _standalone(args) -> int:
-    from runner.devserver import DevServer
+    from runner.host.devserver import DevServer
     server = DevServer(log_level="warn")
     await server.start()
     print(f"LiveKit dev server {server.url}; bot {args.bot}; {args.dispatches} dispatches, "

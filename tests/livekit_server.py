@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from runner.devserver import DevServer, DevServerError
+from runner.host.devserver import DevServer, DevServerError
 
 
 @pytest.fixture(scope="session")

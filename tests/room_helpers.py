@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from livekit import api, rtc
 
-from runner.tokens import person_token
+from runner.connect.tokens import person_token
 
 SAMPLE_RATE = 48000
 PERSON_TOPIC = "test-person"  # what people send; bots see every topic, people skip this one
@@ -182,9 +182,9 @@ async def people(livekit_server):
 @pytest.fixture
 async def run_bot(livekit_server, tmp_path):
     """run_bot(yaml_text, name='bot') -> (BotRuntime, task) running in this process on the real server."""
-    from runner.bot import BotRuntime
-    from runner.check import check_file
-    from runner.server import Server
+    from runner.runtime.bot import BotRuntime
+    from runner.botfile.check import check_file
+    from runner.connect.endpoint import Server
 
     started: list[tuple] = []
 

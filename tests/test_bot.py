@@ -290,7 +290,7 @@ async def test_a_flood_from_one_person_does_not_delay_another(run_bot, people, r
 
 
 async def test_a_duplicate_identity_ends_the_bot_without_a_kick_loop(run_bot, people, room_name):
-    from runner.bot import BotFatal
+    from runner.runtime.bot import BotFatal
     bot, task = await run_bot(GREETER.replace("ROOM", room_name))
     impostor = await people(room_name, "greeter", mic=False)  # same identity: LiveKit evicts the bot
     with pytest.raises(BotFatal, match="same identity 'greeter'"):
@@ -303,7 +303,7 @@ async def test_a_duplicate_identity_ends_the_bot_without_a_kick_loop(run_bot, pe
 async def test_removed_from_the_room_the_bot_does_not_rejoin(run_bot, people, room_name, livekit_server):
     from livekit import api
 
-    from runner.bot import BotFatal
+    from runner.runtime.bot import BotFatal
     bot, task = await run_bot(GREETER.replace("ROOM", room_name))
     watcher = await people(room_name, "watcher")
     assert await watcher.next_data(10, sender="greeter") == {"text": "Welcome, watcher!"}

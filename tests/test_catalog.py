@@ -11,16 +11,16 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from runner import catalog
+from runner.botfile import catalog
 
 REPO = Path(__file__).resolve().parent.parent
-REGEN = "python -m runner.catalog_gen --write"
+REGEN = "python -m runner.devtools.catalog_gen --write"
 ALL_STAGES = catalog.stage_types()
 
 
 @pytest.fixture(scope="module")
 def gen():
-    from runner import catalog_gen  # imports pipecat.cli.registry: only the generator may
+    from runner.devtools import catalog_gen  # imports pipecat.cli.registry: only the generator may
 
     return catalog_gen
 
@@ -195,7 +195,7 @@ def test_native_stages():
 
 
 def test_importing_runner_catalog_does_not_import_pipecat():
-    code = ("import sys, runner.catalog as c; c.load_catalog(); c.stage_body_schema('openai_llm'); "
+    code = ("import sys, runner.botfile.catalog as c; c.load_catalog(); c.stage_body_schema('openai_llm'); "
             "c.install_hint('deepgram_stt'); "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'pipecat'); "
             "print(bad); sys.exit(1 if bad else 0)")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from runner import templates
-from runner.check import check_document, check_file
-from runner.errors import ConfigError
-from runner.spec import BotSpec
-from runner.yamlsafe import load_text
+from runner.botfile import templates
+from runner.botfile.check import check_document, check_file
+from runner.botfile.errors import ConfigError
+from runner.botfile.spec import BotSpec
+from runner.botfile.yamlsafe import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID = ROOT / "tests" / "fixtures" / "valid"
@@ -234,7 +234,7 @@ def test_an_unparsable_http_url_is_reported_at_the_url():
 def test_a_check_that_raises_is_reported():
     import dataclasses
 
-    from runner.actions import ACTIONS
+    from runner.botfile.actions import ACTIONS
 
     def broken(body, report):
         raise ValueError("boom")
@@ -352,7 +352,7 @@ def test_choose_conditions_come_from_the_registry():
 def test_conditions_are_read_from_the_registry_for_any_action():
     import dataclasses
 
-    from runner.actions import ACTIONS
+    from runner.botfile.actions import ACTIONS
     entry = ACTIONS["log"]
     ACTIONS._entries["log"] = dataclasses.replace(entry, conditions=(("message",),))
     try:
@@ -425,7 +425,7 @@ def test_a_long_secret_cut_short_in_a_message_is_still_masked(tmp_path, fmt, mon
 
 
 def test_mask_all_masks_pieces_of_a_secret():
-    from runner.check_mistakes import mask_all
+    from runner.botfile.check_mistakes import mask_all
     secret = "abcdefghijklmnopqrstuvwxyz0123456789"
     assert mask_all(f"got '{secret}'", {secret}) == "got '***'"
     assert mask_all(f"got 'Bearer {secret[:20]}...'", {secret}) == "got 'Bearer ***...'"

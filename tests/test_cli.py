@@ -11,11 +11,11 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from runner import schema
-from runner.actions import ACTIONS
+from runner.botfile import schema
+from runner.botfile.actions import ACTIONS
 from runner.cli import main
-from runner.events import EVENTS
-from runner.registry import ActionDef
+from runner.botfile.events import EVENTS
+from runner.botfile.registry import ActionDef
 
 ROOT = Path(__file__).resolve().parent.parent
 

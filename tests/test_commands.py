@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from runner import commands
-from runner.actions import ACTIONS
-from runner.catalog import stage_types
-from runner.check import TOP_LEVEL, check_file
-from runner.events import EVENTS
+from runner.botfile.files import check_many, expand
+from runner.cli.describe import describe_actions, describe_events, describe_stages
+from runner.cli.new import new_bot
+from runner.cli.validate import validate_paths
+from runner.botfile.actions import ACTIONS
+from runner.botfile.catalog import stage_types
+from runner.botfile.check import TOP_LEVEL, check_file
+from runner.botfile.events import EVENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,20 +38,20 @@ def test_expand_files_folders_and_missing_paths(tmp_path):
     write(tmp_path, "notes.txt", "x")
     (tmp_path / "sub").mkdir()
     write(tmp_path / "sub", "c.yaml", bot())
-    files, problems = commands.expand([str(tmp_path), str(tmp_path / "sub" / "c.yaml"), str(tmp_path / "nope.yaml")])
+    files, problems = expand([str(tmp_path), str(tmp_path / "sub" / "c.yaml"), str(tmp_path / "nope.yaml")])
     assert [f.name for f in files] == ["a.yml", "b.yaml", "c.yaml"]
     assert [(p.message, p.severity) for p in problems] == [("file not found", "error")]
 
 
 def test_expand_an_empty_folder_is_a_warning(tmp_path):
-    files, (problem,) = commands.expand([str(tmp_path)])
+    files, (problem,) = expand([str(tmp_path)])
     assert files == [] and problem.severity == "warning"
 
 
 def test_two_bots_sharing_room_and_identity_is_an_error(tmp_path):
     write(tmp_path, "a.yaml", bot(identity="helper"))
     second = write(tmp_path, "b.yaml", "# another\n" + bot(identity="helper"))
-    specs, problems = commands.check_many(sorted(tmp_path.glob("*.yaml")), environ={})
+    specs, problems = check_many(sorted(tmp_path.glob("*.yaml")), environ={})
     assert len(specs) == 1
     (problem,) = problems
     assert (problem.file, problem.line, problem.col, problem.severity) == (str(second), 5, 13, "error")
@@ -58,7 +61,7 @@ def test_two_bots_sharing_room_and_identity_is_an_error(tmp_path):
 def test_identity_defaults_count_for_duplicates(tmp_path):
     write(tmp_path, "a.yaml", bot(name="same"))
     write(tmp_path, "b.yaml", bot(name="same"))
-    _, (problem,) = commands.check_many(sorted(tmp_path.glob("*.yaml")), environ={})
+    _, (problem,) = check_many(sorted(tmp_path.glob("*.yaml")), environ={})
     assert "identity 'same'" in problem.message and problem.line == 3
 
 
@@ -66,14 +69,14 @@ def test_identity_defaults_count_for_duplicates(tmp_path):
 def test_different_room_or_identity_is_fine(tmp_path, other):
     write(tmp_path, "a.yaml", bot(identity="helper"))
     write(tmp_path, "b.yaml", other)
-    specs, problems = commands.check_many(sorted(tmp_path.glob("*.yaml")), environ={})
+    specs, problems = check_many(sorted(tmp_path.glob("*.yaml")), environ={})
     assert len(specs) == 2 and problems == []
 
 
 def test_validate_paths_json_shape(tmp_path, capsys):
     good = write(tmp_path, "good.yaml", bot(identity="g"))
     bad = write(tmp_path, "bad.yaml", bot(identity="b") + "bogus: 1\n")
-    assert commands.validate_paths([str(tmp_path)], fmt="json") == 1
+    assert validate_paths([str(tmp_path)], fmt="json") == 1
     report = json.loads(capsys.readouterr().out)
     assert set(report) == {"files", "ok", "problems"}
     assert report["files"] == [str(bad), str(good)] and report["ok"] is False
@@ -84,21 +87,21 @@ def test_validate_paths_json_shape(tmp_path, capsys):
 
 def test_validate_paths_ok(tmp_path, capsys):
     write(tmp_path, "good.yaml", bot())
-    assert commands.validate_paths([str(tmp_path)]) == 0
+    assert validate_paths([str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == "ok: 1 bot file valid"
-    assert commands.validate_paths([str(tmp_path)], fmt="json") == 0
+    assert validate_paths([str(tmp_path)], fmt="json") == 0
     assert json.loads(capsys.readouterr().out) == {"files": [str(tmp_path / "good.yaml")], "ok": True, "problems": []}
 
 
 def test_validate_nothing_to_check_fails(tmp_path, capsys):
-    assert commands.validate_paths([str(tmp_path)]) == 1
+    assert validate_paths([str(tmp_path)]) == 1
     assert "no .yaml bot files in this folder" in capsys.readouterr().out
 
 
 def test_new_bot_writes_a_file_that_validates(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LIVEKIT_ROOM", raising=False)
-    assert commands.new_bot("my_bot") == 0
+    assert new_bot("my_bot") == 0
     path = tmp_path / "my_bot.yaml"
     text = path.read_text()
     assert text.startswith("# yaml-language-server: $schema=")
@@ -109,37 +112,37 @@ def test_new_bot_writes_a_file_that_validates(tmp_path, monkeypatch):
 
 
 def test_new_bot_in_a_folder_and_with_suffix(tmp_path):
-    assert commands.new_bot(str(tmp_path / "bots" / "helper.yaml")) == 0
+    assert new_bot(str(tmp_path / "bots" / "helper.yaml")) == 0
     assert check_file(tmp_path / "bots" / "helper.yaml", environ={}).identity == "helper"
 
 
 def test_new_bot_refuses_to_overwrite_and_bad_names(tmp_path, capsys):
     target = tmp_path / "x.yaml"
     target.write_text("keep me")
-    assert commands.new_bot(str(target)) == 1
+    assert new_bot(str(target)) == 1
     assert target.read_text() == "keep me"
-    assert commands.new_bot(str(target), force=True) == 0
+    assert new_bot(str(target), force=True) == 0
     assert target.read_text() != "keep me"
-    assert commands.new_bot(str(tmp_path / "bad name!")) == 1
+    assert new_bot(str(tmp_path / "bad name!")) == 1
     assert "not a good bot name" in capsys.readouterr().err
 
 
 def test_describe_events_lists_every_registered_event_with_variables():
-    text = commands.describe_events()
+    text = describe_events()
     for event in EVENTS:
         assert f"  {event.name} " in text
     assert "participant.id" in text and "digit" in text and "[triggers]" in text
 
 
 def test_describe_actions_lists_every_registered_action():
-    text = commands.describe_actions()
+    text = describe_actions()
     for entry in ACTIONS:
         assert f"  {entry.name} " in text and entry.doc in text
 
 
 @pytest.mark.parametrize("kind", ["vad", "stt", "llm", "tts", None])
 def test_describe_stages_lists_the_catalog(kind):
-    text = commands.describe_stages(kind)
+    text = describe_stages(kind)
     for value in stage_types(kind):
         assert value in text
     assert "python" in text

@@ -14,9 +14,9 @@ import jwt.warnings  # noqa: F401  (named by the warnings filter)
 import pytest
 from livekit import api, rtc
 
-from runner import devserver
-from runner.devserver import DevServer, DevServerError, find_livekit_server, free_port
-from runner.tokens import bot_token
+from runner.host import devserver
+from runner.host.devserver import DevServer, DevServerError, find_livekit_server, free_port
+from runner.connect.tokens import bot_token
 
 pytestmark = [pytest.mark.livekit,
               pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")]

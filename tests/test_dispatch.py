@@ -7,9 +7,10 @@ import asyncio
 
 import pytest
 
-from runner.check import check_file
-from runner.dispatch import Dispatcher, RateLimiter
-from runner.engine import SessionState, Trace
+from runner.botfile.check import check_file
+from runner.runtime.scheduler import Dispatcher, RateLimiter
+from runner.runtime.state import SessionState
+from runner.runtime.trace import Trace
 
 
 class Recorder:
@@ -39,7 +40,7 @@ class Recorder:
 
 class FakeBot:
     def __init__(self, spec, people=()):
-        from runner.timers import IdleClock
+        from runner.runtime.timers import IdleClock
         self.spec, self.state, self.trace = spec, SessionState(), Trace()
         self.idle = IdleClock()
         self.effects = Recorder()
@@ -137,7 +138,7 @@ async def test_single_mode_drops_runs_while_one_is_running(make):
 
 def test_rate_limiter_allows_a_burst_then_the_rate(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr("runner.dispatch.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("runner.runtime.scheduler.time.monotonic", lambda: now[0])
     limiter = RateLimiter(per_second=10, burst=20)
     assert sum(limiter.allow("alice") for _ in range(50)) == 20
     assert limiter.allow("bob")  # buckets are per participant

@@ -75,8 +75,8 @@ class _Supervisor:
 
 def edit_live(tmp_path, monkeypatch, old: str, new: str):
     """Run the greeter 'live' (no room), save an edit, and return (stderr lines, notices)."""
-    from runner.check import check_file
-    from runner.reload import Watcher
+    from runner.botfile.check import check_file
+    from runner.host.reload import Watcher
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LIVEKIT_ROOM", raising=False)
@@ -183,7 +183,7 @@ def test_every_option_in_the_commands_table_exists():
 
 
 def test_the_stage_count_in_the_readme():
-    from runner import catalog
+    from runner.botfile import catalog
     (count,) = re.findall(r"`lkrun stages` lists all (\d+)", DOCS["README.md"])
     services = [v for kind in ("stt", "llm", "tts") for v in catalog.stage_types(kind)
                 if not catalog.stage_entry(v).get("native")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from runner.effects import LiveEffects, printable
+from runner.runtime.effects import LiveEffects, printable
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ async def web_server():
 
 
 async def test_dot_segments_from_participants_stay_inside_their_slot(web_server):
-    from runner.engine import _url_template
+    from runner.runtime.engine import _url_template
     base, seen = web_server
     url = _url_template(base + "/items/{{ data }}/info").render({"data": ".."})
     result = await LiveEffects(None).http(url, "GET", None, {}, 5)

@@ -8,8 +8,10 @@ import os
 
 import pytest
 
-from runner.check import check_file
-from runner.engine import MAX_PACKET, Run, SessionState, Trace, encode_packet, event_variables, parse_message
+from runner.botfile.check import check_file
+from runner.runtime.engine import MAX_PACKET, Run, encode_packet, event_variables, parse_message
+from runner.runtime.state import SessionState
+from runner.runtime.trace import Trace
 
 
 class Recorder:
@@ -160,8 +162,8 @@ async def test_http_url_values_are_encoded_inside_their_slot(bot, payload, url):
 
 def test_safe_url_refuses_a_changed_host_and_encodes_literal_urls(bot):
     """Validation already refuses a templated host; this is the runtime guard behind it."""
-    from runner.spec import ActionNode
-    from runner.templates import Sandbox
+    from runner.botfile.spec import ActionNode
+    from runner.botfile.templates import Sandbox
 
     spec = bot(HTTP)
     variables = event_variables("data_received", "a", payload=b"@evil.example/x")

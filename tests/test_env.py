@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runner.check import check_document, check_file
+from runner.botfile.check import check_document, check_file
 from runner.cli import main
-from runner.env import MASK, EnvResolver, is_secret_path, mask, read_dotenv
-from runner.errors import ConfigError
-from runner.yamlsafe import load_text
+from runner.botfile.env import MASK, EnvResolver, is_secret_path, mask, read_dotenv
+from runner.botfile.errors import ConfigError
+from runner.botfile.yamlsafe import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 VALID = ROOT / "tests" / "fixtures" / "valid"

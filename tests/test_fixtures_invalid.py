@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runner.actions import ACTIONS
+from runner.botfile.actions import ACTIONS
 from runner.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner import humanize
-from runner.registry import templated
+from runner.botfile import humanize
+from runner.botfile.registry import templated
 
 OBJ = {
     "type": "object", "additionalProperties": False, "required": ["text"],

@@ -7,7 +7,7 @@ import io
 import pytest
 from loguru import logger
 
-from runner import logs
+from runner.runtime import logs
 
 SECRET = "sk-proj-THIS-KEY-MUST-NEVER-PRINT"
 

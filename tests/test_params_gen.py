@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from runner import params_gen, sections
-from runner.check import check_document
-from runner.errors import ConfigError
-from runner.yamlsafe import load_text
+from runner.devtools import params_gen
+from runner.botfile import sections
+from runner.botfile.check import check_document
+from runner.botfile.errors import ConfigError
+from runner.botfile.yamlsafe import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "schemas" / "livekit_params.json"
-REGENERATE = ("regenerate it with: .venv/bin/python -m runner.params_gen --write "
-              "(and then .venv/bin/python -m runner.schema --write)")
+REGENERATE = ("regenerate it with: .venv/bin/python -m runner.devtools.params_gen --write "
+              "(and then .venv/bin/python -m runner.botfile.schema --write)")
 
 
 @pytest.fixture(scope="module")

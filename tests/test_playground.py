@@ -22,10 +22,10 @@ import aiohttp
 import pytest
 from livekit import api
 
-from runner.engine import Trace, TraceEntry
+from runner.runtime.trace import Trace, TraceEntry
 from runner.playground import Playground
 from runner.playground.server import BUILD_COMMAND, PlaygroundError
-from runner.server import Server
+from runner.connect.endpoint import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB = ROOT / "web"
@@ -151,7 +151,7 @@ async def test_session_is_a_person_token_for_the_bots_room_and_nothing_else(play
 
 
 async def test_remote_livekit_uses_its_url_and_credentials_from_the_environment(playground, monkeypatch):
-    from runner.server import remote_server
+    from runner.connect.endpoint import remote_server
     key, secret = "APIremote", "remote-secret-" + "x" * 24
     monkeypatch.setenv("LIVEKIT_API_KEY", key)
     monkeypatch.setenv("LIVEKIT_API_SECRET", secret)
@@ -374,9 +374,9 @@ async def test_the_page_talks_to_the_greeter_in_headless_chromium(livekit_server
     import numpy as np
 
     from audio_helpers import silence, speech
-    from runner.bot import BotRuntime
-    from runner.check import check_file
-    from runner.reload import Watcher
+    from runner.runtime.bot import BotRuntime
+    from runner.botfile.check import check_file
+    from runner.host.reload import Watcher
 
     shots = Path(os.environ.get("LKRUN_PLAYGROUND_SCREENSHOTS") or tmp_path)
     shots = shots if shots.is_absolute() else ROOT / shots

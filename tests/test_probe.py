@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from runner.probe import ConnectFailed, http_url, probe
-from runner.tokens import bot_token
+from runner.connect.probe import ConnectFailed, http_url, probe
+from runner.connect.tokens import bot_token
 
 
 @pytest.mark.parametrize("ws, http", [

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from runner import reload
-from runner.check import check_document
-from runner.reload import describe, diff
-from runner.yamlsafe import load_text
+from runner.host import reload
+from runner.botfile.check import check_document
+from runner.host.reload import describe, diff
+from runner.botfile.yamlsafe import load_text
 
 BASE = """
 version: 1

@@ -9,14 +9,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from runner import schema
-from runner.check import check_file
-from runner.errors import ConfigError
-from runner.yamlsafe import load_file
+from runner.botfile import schema
+from runner.botfile.check import check_file
+from runner.botfile.errors import ConfigError
+from runner.botfile.yamlsafe import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "schemas" / "bot.schema.json"
-REGENERATE = "regenerate it with: .venv/bin/python -m runner.schema --write"
+REGENERATE = "regenerate it with: .venv/bin/python -m runner.botfile.schema --write"
 BOT_FILES = sorted((ROOT / "tests" / "fixtures" / "valid").glob("*.yaml")) + \
     sorted((ROOT / "bots").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
 INVALID = sorted((ROOT / "tests" / "fixtures" / "invalid").glob("*.yaml"))

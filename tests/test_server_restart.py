@@ -114,7 +114,7 @@ async def test_bot_rejoins_by_itself_when_the_sdk_reconnect_hangs(run_bot, peopl
     it after RECONNECT_GRACE and rejoins with a fresh generation once the server is back."""
     import socket
 
-    from runner.generation import RECONNECT_GRACE
+    from runner.runtime.generation import RECONNECT_GRACE
 
     bot, task, alice, bob = await greeted_pair(run_bot, people, room_name)
     first = bot.generation

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runner.check import check_document, check_file
+from runner.botfile.check import check_document, check_file
 from runner.cli import main
-from runner.engine import SessionState
-from runner.simulate import PrintEffects, simulate
-from runner.yamlsafe import load_text
+from runner.runtime.state import SessionState
+from runner.runtime.simulate import PrintEffects, simulate
+from runner.botfile.yamlsafe import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 GREETER = ROOT / "tests" / "fixtures" / "valid" / "greeter.yaml"

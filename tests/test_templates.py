@@ -8,10 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.templates import (
-    ANY, LEAF, Sandbox, Template, TemplateError, check_template, compile_value, is_template, render_value,
-    too_deep,
-)
+from runner.botfile.templates import (ANY,
+                                             LEAF,
+                                             Sandbox,
+                                             Template,
+                                             TemplateError,
+                                             check_template,
+                                             compile_value,
+                                             is_template,
+                                             render_value,
+                                             too_deep)
 
 VARS = {
     "participant": {"id": LEAF, "name": LEAF, "metadata": LEAF, "state": LEAF},
@@ -457,7 +463,7 @@ def test_nesting_up_to_the_limit_still_works(text, expected):
 @pytest.mark.parametrize("depth", [100, 600, 900])
 def test_a_deep_call_stack_makes_a_problem_not_a_recursion_error(depth):
     """Far down an already deep stack Jinja's parser runs out of room sooner: still a problem."""
-    from runner.templates import MAX_NESTING
+    from runner.botfile.templates import MAX_NESTING
     text = "{{ " + "(" * MAX_NESTING + "1" + ")" * MAX_NESTING + " }}"
 
     def deep(n):
@@ -480,9 +486,9 @@ def _compiles(text):
 
 @pytest.mark.parametrize("name", ["parentheses", "plus chain", "attributes", "not"])
 def test_too_deep_template_in_a_bot_file_is_a_located_config_error(name):
-    from runner.check import check_document
-    from runner.errors import ConfigError
-    from runner.yamlsafe import load_text
+    from runner.botfile.check import check_document
+    from runner.botfile.errors import ConfigError
+    from runner.botfile.yamlsafe import load_text
     text = ("version: 1\nlivekit: {room: lobby}\non:\n  data_received:\n"
             f"    - log: \"ok\"\n    - log: \"{NESTED[name]}\"\n")
     with pytest.raises(ConfigError) as info:
@@ -493,7 +499,7 @@ def test_too_deep_template_in_a_bot_file_is_a_located_config_error(name):
 
 
 def test_validate_reports_a_crashing_file_and_goes_on(tmp_path, capsys):
-    from runner.commands import validate_paths
+    from runner.cli.validate import validate_paths
     folder = tmp_path / "bots"
     folder.mkdir()
     (folder / "a_deep.yaml").write_text(
@@ -509,16 +515,16 @@ def test_validate_reports_a_crashing_file_and_goes_on(tmp_path, capsys):
 
 
 def test_validate_survives_an_internal_error_without_printing_its_text(tmp_path, capsys, monkeypatch):
-    import runner.check
-    from runner.commands import validate_paths
-    real = runner.check.check_file
+    import runner.botfile.check
+    from runner.cli.validate import validate_paths
+    real = runner.botfile.check.check_file
 
     def broken(path, **kw):
         if path.name == "a.yaml":
             raise RuntimeError("sk-live-SECRET-from-env")
         return real(path, **kw)
 
-    monkeypatch.setattr(runner.check, "check_file", broken)
+    monkeypatch.setattr(runner.botfile.check, "check_file", broken)
     for name in ("a", "b"):
         (tmp_path / f"{name}.yaml").write_text(f"version: 1\nlivekit: {{room: {name}, identity: {name}}}\n")
     assert validate_paths([str(tmp_path)]) == 1
@@ -554,7 +560,7 @@ _PIECES = st.sampled_from(["a", "b", "ab", ".", ". ", "['b']", '["a"]', "[ 'ab' 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_PIECES, max_size=30))
 def test_locator_finds_what_the_quadratic_search_found(pieces):
-    from runner.template_check import _code_mask, _Locator
+    from runner.botfile.template_check import _code_mask, _Locator
     text = "".join(pieces)
     mask, locator = _code_mask(text), _Locator(text)
     for lineno in range(1, text.count("\n") + 3):
@@ -570,9 +576,9 @@ def _unknowns_bot(n: int, one_line: bool) -> str:
 
 def _check_seconds(text: str) -> tuple[float, list]:
     import time
-    from runner.check import check_document
-    from runner.errors import ConfigError
-    from runner.yamlsafe import load_text
+    from runner.botfile.check import check_document
+    from runner.botfile.errors import ConfigError
+    from runner.botfile.yamlsafe import load_text
     doc = load_text(text, "many.yaml")
     start = time.perf_counter()
     with pytest.raises(ConfigError) as info:

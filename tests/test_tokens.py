@@ -9,7 +9,7 @@ import jwt
 import pytest
 from livekit import api, rtc
 
-from runner.tokens import CredentialsError, bot_token, person_token, resolve_credentials
+from runner.connect.tokens import CredentialsError, bot_token, person_token, resolve_credentials
 
 # The dev server's secret is deliberately short; pyjwt's length warning is noise here.
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")

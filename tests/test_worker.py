@@ -30,7 +30,7 @@ import pytest
 from livekit import api
 
 from room_helpers import Person
-from runner.devserver import DevServer, free_port
+from runner.host.devserver import DevServer, free_port
 from runner.worker.ops import Metrics
 from runner.worker.pool import JobPool
 from runner.worker.protocol import agent_url

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.check import check_document
-from runner.errors import ConfigError
-from runner.spec import BotSpec
-from runner.yamlsafe import MAX_BYTES, MAX_DEPTH, load_bytes, load_file, load_text
+from runner.botfile.check import check_document
+from runner.botfile.errors import ConfigError
+from runner.botfile.spec import BotSpec
+from runner.botfile.yamlsafe import MAX_BYTES, MAX_DEPTH, load_bytes, load_file, load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -276,7 +276,7 @@ def test_a_real_deep_nesting_after_a_quoted_value_is_still_refused():
     ("comments", "a: 1\n" + " #[\n" * 50000),
 ])
 def test_the_pre_scan_is_linear(name, text):
-    from runner.yamlscan import check_flow_depth
+    from runner.botfile.yamlscan import check_flow_depth
     started = time.perf_counter()
     try:
         check_flow_depth(text, "big.yaml", MAX_DEPTH)

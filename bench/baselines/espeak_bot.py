@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for runner.espeak_tts
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for runner.voice.espeak_tts
 
 from loguru import logger
 from pipecat.frames.frames import TTSSpeakFrame
@@ -25,7 +25,7 @@ from pipecat.runner.livekit import generate_token_with_agent, livekit_credential
 from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
 from pipecat.workers.runner import WorkerRunner
 
-from runner.espeak_tts import EspeakTTSService
+from runner.voice.espeak_tts import EspeakTTSService
 
 logger.remove(0)
 logger.add(sys.stderr, level="WARNING")

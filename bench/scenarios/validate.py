@@ -2,7 +2,7 @@
 
 Anchors: pipecat's own ``FlowConfig.from_yaml`` on a flow file of about the same size,
 in-process and as a cold process. Also the loader's rejection time for an alias bomb and
-30,000-deep nesting (``runner.yamlsafe.load_text`` raising ``ConfigError``).
+30,000-deep nesting (``runner.botfile.yamlsafe.load_text`` raising ``ConfigError``).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ async def run(ctx, report):
     for key, label in (("alias_bomb", "alias bomb (billion laughs)"), ("deep_flow_30000", "30,000-deep [[[...]]]"),
                        ("deep_block_30000", "30,000-deep '- - - ...'")):
         s = stats.summary(found[key]["samples_ms"])
-        report.row(f"loader rejects {label}", "runner.yamlsafe", s["p50"], "ms", p95=s["p95"], n=s["n"],
+        report.row(f"loader rejects {label}", "runner.botfile.yamlsafe", s["p50"], "ms", p95=s["p95"], n=s["n"],
                    rejected="yes" if found[key]["rejected"] else "NO")
         if not found[key]["rejected"]:
             report.note(f"the loader did NOT reject the {label} with a ConfigError")

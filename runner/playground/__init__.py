@@ -5,6 +5,6 @@ person with a token lkrun mints; this package is its small HTTP server. It never
 pipecat.
 """
 
-from .server import BUNDLE, STATIC_DIR, Playground, PlaygroundError
+from runner.playground.server import BUNDLE, STATIC_DIR, Playground, PlaygroundError
 
 __all__ = ["BUNDLE", "STATIC_DIR", "Playground", "PlaygroundError"]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..env import mask
+from runner.botfile.env import mask
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -295,7 +295,7 @@ class Playground:
                                  headers={"Cache-Control": "no-store"})
 
     async def _session(self, request: web.Request) -> web.Response:
-        from ..tokens import CredentialsError, person_token, resolve_credentials
+        from runner.connect.tokens import CredentialsError, person_token, resolve_credentials
         listing = self._listing()
         wanted = request.query.get("bot") or (listing[0]["id"] if len(listing) == 1 else "")
         item = next((i for i in listing if i["id"] == wanted), None)

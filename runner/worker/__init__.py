@@ -12,10 +12,10 @@ Nothing heavy is imported here, so ``lkrun --help`` stays fast.
 
 
 def run_worker(*args, **kwargs) -> int:
-    from .main import run_worker as run
+    from runner.worker.main import run_worker as run
     return run(*args, **kwargs)
 
 
 def dispatch_cli(*args, **kwargs) -> int:
-    from .dispatch import dispatch_cli as run
+    from runner.worker.dispatch import dispatch_cli as run
     return run(*args, **kwargs)

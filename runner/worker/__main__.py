@@ -1,5 +1,5 @@
-"""``python -m runner.worker worker|dispatch ...``: the commands without runner/cli.py."""
+"""``python -m runner.worker worker|dispatch ...``: the commands without runner/cli/main.py."""
 
-from .commands import _standalone
+from runner.worker.commands import _standalone
 
 _standalone()

@@ -22,9 +22,9 @@ def _emit(**message) -> None:
 
 
 async def _main(spec, job: dict) -> int:
-    from ..bot import BotRuntime
-    from ..engine import Trace
-    from .jobs import JobInfo, JobServer, job_spec, joined_or_gone, run_bot
+    from runner.runtime.bot import BotRuntime
+    from runner.runtime.trace import Trace
+    from runner.worker.jobs import JobInfo, JobServer, job_spec, joined_or_gone, run_bot
 
     trace = Trace(size=20)
     trace.listeners.append(lambda entry: _emit(event_ms=entry.ms))
@@ -51,11 +51,11 @@ async def _main(spec, job: dict) -> int:
 
 
 def main() -> int:
-    from .. import logs
-    from ..check import check_file
-    from ..errors import ConfigError
-    from .jobs import preload
-    from .ops import setup_logging
+    from runner.runtime import logs
+    from runner.botfile.check import check_file
+    from runner.botfile.errors import ConfigError
+    from runner.worker.jobs import preload
+    from runner.worker.ops import setup_logging
 
     setup_logging(bool(os.environ.get("LKRUN_VERBOSE")), bool(os.environ.get("LKRUN_JSON_LOGS")))
     preload()

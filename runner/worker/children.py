@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 
-from .jobs import STOP_GRACE, JobInfo
+from runner.worker.jobs import STOP_GRACE, JobInfo
 
 
 async def _spawn(verbose: bool, json_logs: bool) -> asyncio.subprocess.Process:

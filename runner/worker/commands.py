@@ -1,6 +1,6 @@
 """The click commands ``lkrun worker`` and ``lkrun dispatch`` (thin: options -> plain function -> exit code).
 
-They live here so runner/cli.py only needs ``main.add_command(...)`` for each, and so
+They live here so runner/cli/main.py only needs ``main.add_command(...)`` for each, and so
 ``python -m runner.worker worker|dispatch ...`` works on its own. Only click is imported
 at module level.
 """
@@ -30,7 +30,7 @@ import click
 def worker(paths, url, auto, max_jobs, process_per_job, drain_timeout, target_load, http_port, http_host,
            json_logs, verbose):
     """Register bot files with LiveKit's agent dispatch and run the jobs it assigns."""
-    from .main import run_worker
+    from runner.worker.main import run_worker
     sys.exit(run_worker(list(paths), url=url, auto=auto, max_jobs=max_jobs, process_per_job=process_per_job,
                         drain_timeout=drain_timeout, target_load=target_load, http_port=http_port,
                         http_host=http_host, json_logs=json_logs, verbose=verbose))
@@ -45,7 +45,7 @@ def worker(paths, url, auto, max_jobs, process_per_job, drain_timeout, target_lo
 @click.option("--url", default=None, help="LiveKit server URL (default: LIVEKIT_URL).")
 def dispatch(bot, room, metadata, list_only, delete, url):
     """Send a bot (file or agent name) into a room through LiveKit's agent dispatch."""
-    from .dispatch import dispatch_cli
+    from runner.worker.dispatch import dispatch_cli
     sys.exit(dispatch_cli(bot, room, metadata=metadata, delete=delete, list_only=list_only, url=url))
 
 

@@ -18,7 +18,7 @@ def agent_name_of(bot: str) -> str:
     """A bot file -> its name (the agent name its workers register); anything else is the name itself."""
     path = Path(bot)
     if path.suffix in (".yaml", ".yml") or path.is_file():
-        from ..check import check_file
+        from runner.botfile.check import check_file
         return check_file(path, allow_missing_env=True).name
     return bot
 
@@ -32,8 +32,8 @@ async def _call(url, key, secret, action):
 def dispatch_cli(bot: str | None, room: str, *, metadata: str | None = None, delete: str | None = None,
                  list_only: bool = False, url: str | None = None, environ=os.environ) -> int:
     """Create (default), list (``list_only``) or delete (``delete=ID``) dispatches in ``room``."""
-    from ..errors import ConfigError
-    from ..tokens import CredentialsError, resolve_credentials
+    from runner.botfile.errors import ConfigError
+    from runner.connect.tokens import CredentialsError, resolve_credentials
     url = url or environ.get("LIVEKIT_URL")
     if not url:
         click.echo("error: set LIVEKIT_URL (or --url) to the LiveKit server the workers use", err=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from loguru import logger
 
-from ..server import Server
+from runner.connect.endpoint import Server
 
 STOP_GRACE = 3.0  # a stopped job leaves within this, then it is cancelled / killed
 
@@ -51,8 +51,8 @@ class JobInfo:
 
 def preload() -> None:
     """Import what a job needs (pipecat, the LiveKit transport) before the first job arrives."""
-    from .. import pipeline_build, transport_events  # noqa: F401
-    from ..generation import preload_pipecat
+    from runner.runtime import generation, wiring  # noqa: F401
+    from runner.runtime.generation import preload_pipecat
     preload_pipecat()
 
 
@@ -94,7 +94,7 @@ async def joined_or_gone(bot, info: "JobInfo") -> bool:
 
 async def run_bot(bot) -> tuple[bool, str]:
     """Run a BotRuntime to its end; map how it ended to (success, error)."""
-    from ..bot import BotFatal
+    from runner.runtime.bot import BotFatal
     try:
         await bot.run(fatal_first_connect=True)
         return True, ""
@@ -114,8 +114,8 @@ class InProcessJob:
     """A BotRuntime in the worker's event loop (once=True: the job ends with the session)."""
 
     def __init__(self, info: JobInfo, spec, on_joined, on_event_ms):
-        from ..bot import BotRuntime
-        from ..engine import Trace
+        from runner.runtime.bot import BotRuntime
+        from runner.runtime.trace import Trace
         trace = Trace(size=20)
         trace.listeners.append(lambda entry: on_event_ms(entry.ms))
         self.info = info

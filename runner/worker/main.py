@@ -16,11 +16,11 @@ import signal
 import click
 from loguru import logger
 
-from .. import logs
-from .jobs import preload
-from .ops import Metrics, serve, setup_logging
-from .pool import JobPool
-from .registration import Registration
+from runner.runtime import logs
+from runner.worker.jobs import preload
+from runner.worker.ops import Metrics, serve, setup_logging
+from runner.worker.pool import JobPool
+from runner.worker.registration import Registration
 
 FORCED_STOP = 2.0  # after a second signal, bots get this long to leave their rooms
 
@@ -99,9 +99,9 @@ class Worker:
 
 def load_specs(paths) -> tuple[list, list]:
     """Check every bot file -> (specs, problems). Bot names are agent names: unique per worker."""
-    from ..check import check_file
-    from ..commands import expand
-    from ..errors import ConfigError, Problem
+    from runner.botfile.check import check_file
+    from runner.botfile.files import expand
+    from runner.botfile.errors import ConfigError, Problem
     files, problems = expand(list(paths))
     specs, names = [], {}
     for path in files:
@@ -125,7 +125,7 @@ def run_worker(paths, *, url: str | None = None, auto: bool = False, max_jobs: i
                http_host: str = "127.0.0.1", http_port: int | None = None, json_logs: bool = False,
                verbose: bool = False, environ=os.environ) -> int:
     """The ``lkrun worker`` command. Returns the exit code."""
-    from ..tokens import CredentialsError, resolve_credentials
+    from runner.connect.tokens import CredentialsError, resolve_credentials
     specs, problems = load_specs(paths)
     for problem in problems:
         click.echo(problem.render(), err=True)

@@ -112,7 +112,7 @@ def setup_logging(verbose: bool, json_logs: bool) -> None:
     """lkrun's log setup (secrets masked, no locals in tracebacks); JSON lines for log shippers."""
     from loguru import logger
 
-    from .. import logs
+    from runner.runtime import logs
     logs.setup(verbose)
     if json_logs:
         logger.remove()

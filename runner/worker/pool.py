@@ -15,8 +15,8 @@ import time
 from livekit.protocol import agent as pa
 from loguru import logger
 
-from .children import ChildJob, Spares
-from .jobs import STOP_GRACE, InProcessJob, JobInfo, job_identity
+from runner.worker.children import ChildJob, Spares
+from runner.worker.jobs import STOP_GRACE, InProcessJob, JobInfo, job_identity
 
 RESERVE_SECONDS = 10.0  # the server waits at most 10 s between our "available" and the assignment
 

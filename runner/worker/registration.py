@@ -14,8 +14,8 @@ import random
 import aiohttp
 from loguru import logger
 
-from .jobs import job_identity
-from .protocol import AgentConnection, ProtocolError
+from runner.worker.jobs import job_identity
+from runner.worker.protocol import AgentConnection, ProtocolError
 
 BACKOFF = (0.5, 1.0, 2.0, 3.0)  # seconds, then 3 s forever (+-20 % jitter)
 STATUS_EVERY = 10.0  # re-send load even when nothing changed: cheap, and proves the link is alive

@@ -1,0 +1,189 @@
+"""Checking action lists: dispatch on the action key, then the body's own schema, then templates."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import jinja2
+from jinja2 import nodes
+
+from runner.botfile import humanize, templates
+from runner.botfile.actions import ACTIONS
+from runner.botfile.errors import did_you_mean
+from runner.botfile.spec import ActionNode
+
+_PARSER = jinja2.Environment()  # parsing only: tells one {{ expression }} from text around templates
+NEEDS_TEXT = {"tts": "a tts stage", "llm": "an llm stage", "stt": "an stt stage", "vad": "a vad stage",
+              "audio_out": "audio output"}
+NEEDS_HINT = {
+    "tts": "add a tts stage under pipeline: (for example '- tts: {type: piper_tts}')",
+    "llm": "add an llm stage under pipeline: (for example '- llm: {type: openai_llm}')",
+    "audio_out": "set params.audio_out_enabled: true (or add a tts stage)",
+    "stt": "add an stt stage under pipeline: (for example '- stt: {type: whisper_stt}')",
+    "vad": "add a vad stage under pipeline: ('- vad: {type: silero}')",
+}
+
+
+class ActionChecker:
+    """Walks one event's action lists; reports through the owning Checker."""
+
+    def __init__(self, checker, variables: dict, event: str):
+        self.checker = checker
+        self.variables = variables
+        self.event = event
+
+    def actions(self, items, path: tuple) -> tuple:
+        if items is None:
+            return ()
+        if not isinstance(items, list):
+            self.checker.report(path, f"expected a list of actions under '{self.event}', got "
+                                      f"{humanize.describe(items)}",
+                                "start each action on its own line with '- ', e.g. '- say: Hello'")
+            return ()
+        nodes = []
+        for index, item in enumerate(items):
+            node = self.action(item, path + (index,))
+            if node is not None:
+                nodes.append(node)
+        return tuple(nodes)
+
+    def action(self, item, path: tuple) -> ActionNode | None:
+        report = self.checker.report
+        if isinstance(item, str) and item in ACTIONS:
+            report(path, f"action '{item}' needs a value", f"write '{item}: {{}}' or see 'lkrun actions'")
+            return None
+        if not isinstance(item, dict) or not item:
+            report(path, f"an action must be written as 'name: value', got {humanize.describe(item)}",
+                   "for example '- say: Hello' or '- send: {data: hi}'")
+            return None
+        names = [key for key in item if key in ACTIONS]
+        if not names:
+            key = next(iter(item))
+            suggestion = did_you_mean(key, ACTIONS.names())
+            report(path + (key,), f"unknown action '{key}'{suggestion}",
+                   None if suggestion else "see 'lkrun actions' for the list", key=True)
+            return None
+        if len(names) > 1:
+            report(path + (names[1],), f"two actions in one list item: '{names[0]}' and '{names[1]}'",
+                   "start each action with its own '- ' (did you forget a dash or indentation?)", key=True)
+            return None
+        name = names[0]
+        entry = ACTIONS[name]
+        allowed = [name, *entry.companions]
+        for key in item:
+            if key not in allowed:
+                report(path + (key,), f"unknown key '{key}' in action '{name}'{did_you_mean(key, allowed)}",
+                       f"'{name}' may have: {', '.join(allowed)}" if len(allowed) > 1 else None, key=True)
+        if entry.needs and entry.needs not in self.checker.capabilities:
+            report(path + (name,), f"'{name}' needs {NEEDS_TEXT.get(entry.needs, entry.needs)} in this bot",
+                   NEEDS_HINT.get(entry.needs), key=True)
+        raw = item[name]
+        shorthand = bool(entry.shorthand) and not (isinstance(raw, dict) and not _takes_mapping(
+            entry.body["properties"][entry.shorthand]))
+        body = {entry.shorthand: raw} if shorthand else ({} if raw is None else raw)
+        base = path + (name,)
+        where = f"action '{name}'"
+        if not isinstance(body, dict):
+            report(base, f"{where}: expected a mapping, got {humanize.describe(raw)}",
+                   "for example: " + ", ".join(entry.example.splitlines()) if entry.example else None)
+            return None
+        hide = (entry.shorthand,) if shorthand else ()
+        conditions = [c for pattern in entry.conditions for c in _expand(body, pattern)]
+        fixed = {c for c in conditions if isinstance(_get(body, c), (bool, int, float))}  # no quote hint for these
+        for rel, message, hint, at_key in humanize.validate(entry.body, body, where, hide=hide):
+            if rel in fixed:
+                continue  # true, false or a number as a condition: reported below, with its own hint
+            if shorthand and rel[:1] == (entry.shorthand,):
+                rel = rel[1:]
+            report(base + rel, message, hint, key=at_key)
+        for key, schema in entry.companions.items():
+            if key in item and not isinstance(item[key], list):
+                report(path + (key,), f"'{key}' of '{name}': expected a list of actions, got "
+                                      f"{humanize.describe(item[key])}", "start each action with '- '")
+        if "else" in item and "then" in entry.companions and "then" not in item:
+            report(path + ("else",), f"'{name}' has 'else:' but no 'then:'",
+                   "add 'then:' with the actions for when the condition is true, or turn the condition "
+                   "around ({{ not ... }}) and rename 'else:' to 'then:'", key=True)
+        if entry.check:
+            try:
+                entry.check(body, lambda rel, message, hint=None: report(base + rel, message, hint))
+            except (ValueError, TypeError, LookupError) as exc:  # a registry check must never crash validate
+                report(base, f"{where}: {exc}")
+        nested = {}
+        for pattern in entry.nested:
+            for concrete in _expand(item, pattern):
+                value = _get(item, concrete)  # not a list: already reported by the schema or companion check
+                nested[concrete] = self.actions(value, path + concrete) if isinstance(value, list) else ()
+        for rel, text in templates.template_strings(raw, skip={c[1:] for c in nested if c[:1] == (name,)}):
+            self.checker.check_template(text, base + rel, self.variables)
+        for concrete in conditions:
+            rel = concrete[1:] if shorthand and concrete[:1] == (entry.shorthand,) else concrete
+            if base + rel not in self.checker.mistakes:
+                self._condition(name, base + rel, rel, _get(body, concrete))
+        compiled = self.checker.compile(body, base)
+        if compiled is None:
+            return None
+        line, col = self.checker.doc.where(path)
+        return ActionNode(name, compiled, MappingProxyType(nested), line, col)
+
+
+    def _condition(self, name: str, path: tuple, rel: tuple, value) -> None:
+        """A condition must be one {{ expression }}: plain text (or text around templates) is always true."""
+        key = next((p for p in reversed(rel) if isinstance(p, str)), name)
+        label = f"'{name}'" + "".join(f" entry {p + 1}" for p in rel if isinstance(p, int))
+        example = f'write it as {key}: "{{{{ x == 1 }}}}"'
+        if isinstance(value, str):
+            if _one_expression(value):
+                return  # exactly one {{ expression }}: it keeps its true/false value
+            if templates.is_template(value):
+                hint = f'put the whole condition inside one {{{{ }}}}, e.g. {key}: "{{{{ x == 1 and y == 2 }}}}"'
+            else:
+                hint = example
+            self.checker.report(path, f"the condition of {label} is not one {{{{ expression }}}}: "
+                                      f"a non-empty text is always true", hint)
+        elif value is not None and not isinstance(value, (dict, list)):
+            self.checker.report(path, f"the condition of {label} must be one {{{{ expression }}}}, not "
+                                      f"{humanize.describe(value)}",
+                                example)
+
+
+def _one_expression(text: str) -> bool:
+    """Whether ``text`` is exactly one ``{{ expression }}``, the form that keeps its true/false value
+    (the same test ``templates.Template`` uses to render natively)."""
+    stripped = text.strip()
+    if not (stripped.startswith("{{") and stripped.endswith("}}")):
+        return False
+    try:
+        body = _PARSER.parse(stripped).body
+    except (jinja2.TemplateError, RecursionError, MemoryError):
+        return True  # a syntax error or too deep: already reported by the template check
+    return (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
+            and not isinstance(body[0].nodes[0], nodes.TemplateData))
+
+
+def _takes_mapping(schema: dict) -> bool:
+    """Whether a shorthand value may itself be a mapping (then a mapping body is still shorthand)."""
+    options = schema.get("anyOf", [schema])
+    return any(o.get("type") == "object" or "object" in (o.get("type") or ()) for o in options)
+
+
+def _get(item, path):
+    for key in path:
+        item = item[key]
+    return item
+
+
+def _expand(item, pattern: tuple):
+    """Concrete paths for a pattern such as ('choose', '*', 'do') that exist in ``item``."""
+    paths = [()]
+    for key in pattern:
+        next_paths = []
+        for prefix in paths:
+            node = _get(item, prefix)
+            if key == "*":
+                if isinstance(node, list):
+                    next_paths.extend(prefix + (i,) for i, v in enumerate(node) if isinstance(v, dict))
+            elif isinstance(node, dict) and key in node:
+                next_paths.append(prefix + (key,))
+        paths = next_paths
+    return paths

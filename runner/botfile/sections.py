@@ -1,0 +1,104 @@
+"""JSON sub-schemas of the top-level sections that are not registries."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+
+VERSION = 1
+
+TOP_LEVEL_DOC = {
+    "version": "file format version (1)",
+    "name": "the bot's name (defaults to the file name)",
+    "description": "what the bot does, for people",
+    "livekit": "room, identity and credentials",
+    "params": "pipecat LiveKitParams (every field, same names)",
+    "session": "conversation settings: interruptions, turn ending, idle, max duration",
+    "pipeline": "the stages in the order audio flows: vad, stt, llm, tts",
+    "vars": "constants for templates ({{ vars.NAME }})",
+    "tools": "LLM function calls whose handlers are action lists",
+    "on": "events -> actions",
+}
+
+
+def schemas_dir() -> Path:
+    """The schemas folder: inside the installed package, or at the repository root."""
+    packaged = Path(__file__).resolve().parents[1] / "schemas"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "schemas"
+
+
+@lru_cache(maxsize=1)
+def livekit_params() -> dict:
+    return json.loads((schemas_dir() / "livekit_params.json").read_text())
+
+
+def params_schema() -> dict:
+    data = livekit_params()
+    return {"type": "object", "additionalProperties": False, "properties": data["properties"],
+            "description": "pipecat LiveKitParams; object-typed fields are not supported in YAML: "
+                           + ", ".join(sorted(data["unsupported"]))}
+
+
+LIVEKIT = {
+    "type": "object", "additionalProperties": False, "required": ["room"],
+    "properties": {
+        "url": {"type": "string", "pattern": r"^(wss?|https?)://[^\s/]+",
+                "description": "LiveKit server URL; falls back to LIVEKIT_URL, then the embedded dev server"},
+        "room": {"type": "string", "minLength": 1, "maxLength": 256},
+        "identity": {"type": "string", "minLength": 1, "maxLength": 256,
+                     "description": "the bot's participant identity (defaults to the bot's name)"},
+        "name": {"type": "string", "description": "display name"},
+        "metadata": {"type": "string"},
+        "api_key": {"type": "string", "description": "secret: only ${VAR} (default LIVEKIT_API_KEY)"},
+        "api_secret": {"type": "string", "description": "secret: only ${VAR} (default LIVEKIT_API_SECRET)"},
+        "token": {"type": "string", "description": "secret: a ready-made join token, only ${VAR}"},
+    },
+}
+
+SESSION_DEFAULTS = {
+    "interruptions": True,
+    "vad_stop_secs": 0.5,
+    "turn_stop": "speech_timeout",
+    "speech_timeout": 0.3,
+    "idle_timeout": None,
+    "max_duration": None,
+    "rtvi": False,
+    "metrics": False,
+    "rate_limit": 10,
+    "rate_burst": 50,
+}
+
+SESSION = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "interruptions": {"type": "boolean", "default": True,
+                          "description": "a person speaking interrupts the bot"},
+        "vad_stop_secs": {"type": "number", "minimum": 0.05, "maximum": 5, "default": 0.5,
+                          "description": "silence that ends a stretch of speech"},
+        "turn_stop": {"enum": ["speech_timeout", "smart_turn"], "default": "speech_timeout",
+                      "description": "how a user turn ends: a fixed timeout (predictable) or pipecat's smart-turn model"},
+        "speech_timeout": {"type": "number", "minimum": 0, "maximum": 10, "default": 0.3,
+                           "description": "extra seconds of silence before the turn ends (turn_stop: speech_timeout)"},
+        "idle_timeout": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                         "description": "end the session after this many seconds with no activity (default: never)"},
+        "max_duration": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                         "description": "end the session after this many seconds"},
+        "rtvi": {"type": "boolean", "default": False, "description": "pipecat RTVI messages (for Pipecat clients)"},
+        "metrics": {"type": "boolean", "default": False},
+        "rate_limit": {"type": "number", "exclusiveMinimum": 0, "default": 10,
+                       "description": "event runs per second per participant, sustained, before runs are dropped"},
+        "rate_burst": {"type": "integer", "minimum": 1, "default": 50,
+                       "description": "runs a participant may send at once above rate_limit (a UI sending a "
+                                      "burst of messages never hits the limit)"},
+    },
+}
+
+VARS = {"type": "object", "description": "constants for templates"}
+
+ON_EVENT_FORM = {
+    "type": "object", "additionalProperties": False, "required": ["do"],
+    "properties": {"mode": {"enum": ["queued", "parallel", "restart", "single"]}, "do": {"type": "array"}},
+}
+

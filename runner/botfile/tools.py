@@ -1,0 +1,84 @@
+"""`tools:` — LLM function calls whose handlers are action lists.
+
+A non-programmer's voice bot transfers a call, looks something up over `http`, or ends
+the call when the LLM decides. The call's arguments are `args`; `result:` (a template)
+is what the LLM receives back.
+"""
+
+from __future__ import annotations
+
+from runner.botfile import humanize
+from runner.botfile.check_actions import ActionChecker
+from runner.botfile.errors import did_you_mean
+from runner.botfile.events import PARTICIPANT
+from runner.botfile.spec import ToolSpec
+from runner.botfile.templates import LEAF
+
+
+TOOL = {
+    "type": "object", "additionalProperties": False, "required": ["name", "do"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$",
+                 "description": "the function name the LLM calls"},
+        "description": {"type": "string", "description": "when the LLM should call it"},
+        "parameters": {"type": "object", "description": "the arguments, as a JSON Schema object"},
+        "do": {"type": "array", "description": "actions to run; the call's arguments are `args`"},
+        "result": {"type": "string", "description": "template of what the LLM gets back (default: done)"},
+    },
+}
+SCHEMA = {"type": "array", "items": TOOL}
+
+
+def check_tools(checker, value, variables: dict) -> tuple:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        checker.report(("tools",), "tools: expected a list of tools",
+                       "for example: tools: [{name: end_call, description: End the call, do: [{end: {}}]}]")
+        return ()
+    if "llm" not in checker.capabilities:
+        checker.report(("tools",), "tools need an llm stage in pipeline:", key=True)
+    tools, names = [], set()
+    for index, item in enumerate(value):
+        path = ("tools", index)
+        for rel, message, hint, at_key in humanize.validate(TOOL, item, "tool"):
+            checker.report(path + rel, message, hint, key=at_key)
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        if item["name"] in names:
+            checker.report(path + ("name",), f"a second tool named '{item['name']}'")
+        names.add(item["name"])
+        parameters = item.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(parameters, dict):
+            continue  # reported by the schema above
+        _check_parameters(checker, parameters, path + ("parameters",))
+        scope = {**variables, **PARTICIPANT, "args": _args_shape(parameters)}  # participant: the last speaker
+        actions = ActionChecker(checker, scope, f"tool '{item['name']}'").actions(item.get("do"), path + ("do",))
+        result = item.get("result", "done")
+        if isinstance(result, str):
+            from runner.botfile.templates import is_template
+            if is_template(result):
+                checker.check_template(result, path + ("result",), scope)
+            result = checker.compile(result, path + ("result",))
+        tools.append(ToolSpec(item["name"], item.get("description") or "", dict(parameters), actions, result))
+    return tuple(tools)
+
+
+def _args_shape(parameters):
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    return {str(k): LEAF for k in properties} if isinstance(properties, dict) else LEAF
+
+
+def _check_parameters(checker, parameters: dict, path: tuple) -> None:
+    import jsonschema
+    if parameters.get("type", "object") != "object":
+        checker.report(path + ("type",), "tool parameters must be a JSON Schema of type object")
+        return
+    try:
+        jsonschema.Draft202012Validator.check_schema(parameters)
+    except jsonschema.SchemaError as exc:
+        checker.report(path + tuple(exc.absolute_path), f"tool parameters are not a valid JSON Schema: {exc.message}")
+    for name in parameters.get("required", []) or []:
+        if name not in (parameters.get("properties") or {}):
+            checker.report(path + ("required",), f"required argument '{name}' is not in properties"
+                                                 f"{did_you_mean(name, parameters.get('properties') or {})}")

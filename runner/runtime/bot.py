@@ -1,0 +1,177 @@
+"""One running bot: its current spec, session state, dispatcher and generations.
+
+The spec can be swapped by reload at any time; state (room, participants, who has been
+greeted) lives here so it survives reconnects, reloads and new generations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from loguru import logger
+
+from runner.runtime.scheduler import Dispatcher
+from runner.runtime.effects import LiveEffects
+from runner.runtime.state import SessionState
+from runner.runtime.trace import Trace
+from runner.runtime.generation import Generation, Outcome
+from runner.botfile.spec import BotSpec
+from runner.runtime.timers import IdleClock
+
+BACKOFF = (0.5, 1.0, 2.0, 3.0)
+
+
+class BotFatal(Exception):
+    """The bot cannot run (first connect refused, duplicate identity, removed)."""
+
+
+class BotRuntime:
+    def __init__(self, spec: BotSpec, server, *, once: bool = False, trace: Trace | None = None):
+        self.spec = spec
+        self.server = server
+        self.once = once
+        self.state = SessionState()
+        self.trace = trace or Trace()
+        self.idle = IdleClock()
+        self.last_speaker: str | None = None  # who spoke last (tool runs belong to them)
+        self.services: dict = {}  # the built pipecat services of the current generation, by kind
+        self.effects = LiveEffects(self)
+        self.dispatcher = Dispatcher(self)
+        self.generation: Generation | None = None
+        self.connected_once = False
+        self.in_room = asyncio.Event()  # set at the first connect (the start-up banner waits for it)
+        self.stopping = False
+        self.generations = 0
+        self._session_tasks: list[asyncio.Task] = []
+        self._carry: set[str] = set()  # who was in the room when `end` ran
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def participants(self) -> list[str]:
+        gen = self.generation
+        if gen is None or gen.room is None:
+            return []
+        return sorted(p for p in gen.room.remote_participants if p != self.spec.identity)
+
+    async def run(self, *, fatal_first_connect: bool = False) -> str:
+        """Keep the bot in its room until stopped. Returns why it finished."""
+        failures = 0
+        while not self.stopping:
+            self.generations += 1
+            gen = Generation(self, self.generations)
+            self.generation = gen
+            try:
+                outcome = await gen.run()
+            finally:
+                self.generation = None
+            if self.stopping or outcome.kind == "stopped":
+                return "stopped"
+            if outcome.kind == "build_failed":  # a stage cannot start here: retrying will not help
+                raise BotFatal(outcome.message)
+            if outcome.kind == "connect_failed":
+                if fatal_first_connect and not self.connected_once:
+                    raise BotFatal(outcome.message)
+                failures += 1
+                logger.warning(f"[{self.name}] {outcome.message}; retrying")
+                await self._sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
+                continue
+            failures = 0 if outcome.connected else failures + 1
+            if outcome.kind in ("duplicate", "removed"):
+                reason = ("another participant joined with the same identity "
+                          f"'{self.spec.identity}'" if outcome.kind == "duplicate" else "the bot was removed from the room")
+                logger.error(f"[{self.name}] left the room: {reason}; not rejoining")
+                raise BotFatal(reason)
+            if outcome.kind == "reload":  # a new generation with the new spec, state kept
+                continue
+            if outcome.kind == "ended":
+                await self._end_session_state()
+                if self.once:
+                    return "ended"
+                logger.info(f"[{self.name}] session ended; rejoining to wait for the next person")
+                continue
+            logger.warning(f"[{self.name}] lost the connection ({outcome.message}); rejoining")
+            await self._sleep(BACKOFF[min(failures, len(BACKOFF) - 1)])
+        return "stopped"
+
+    async def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < end:
+            await asyncio.sleep(min(0.1, end - time.monotonic()))
+
+    async def end_session(self, now: bool = False, hangup: bool = False) -> None:
+        """The `end` action: leave the room (after queued speech unless now) and reset state.
+
+        People still in the room are carried over to the next session (not greeted again);
+        with hangup the room is deleted, so everyone's line drops."""
+        gen = self.generation
+        if gen is None:
+            return
+        self._carry = set() if hangup else set(self.participants())
+        gen.finish("ended", "end action", now=now or hangup or not gen.has_audio_out)
+        if hangup:  # after finish: the ROOM_DELETED that follows is this session's end, not a removal
+            await self._delete_room()
+
+    async def _delete_room(self) -> None:
+        from livekit import api
+
+        from runner.connect.probe import http_url
+        server = self.server
+        key = self.spec.livekit.get("api_key") or server.api_key
+        secret = self.spec.livekit.get("api_secret") or server.api_secret
+        if not (key and secret):
+            raise ValueError("end: {hangup: true} needs the LiveKit API key and secret (a token is not enough)")
+        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+            await lkapi.room.delete_room(api.DeleteRoomRequest(room=self.spec.room))
+
+    def session_connected(self, present) -> None:
+        """A generation joined: carried-over people who left meanwhile are new again."""
+        self.state.prune_carried(present)
+        self.connected_once = True
+        self.in_room.set()
+
+    async def _end_session_state(self) -> None:
+        await self.dispatcher.stop()
+        self._cancel_session_tasks()
+        self.state.reset(carried=self._carry)
+        self._carry = set()
+
+    def _cancel_session_tasks(self) -> None:
+        for task in self._session_tasks:
+            task.cancel()
+        self._session_tasks.clear()
+
+    def pipeline_started(self, gen: Generation) -> None:
+        """Session timers start with the first generation of a session."""
+        if self._session_tasks:
+            return
+        from runner.runtime.timers import session_tasks
+        self._session_tasks = session_tasks(self)
+
+    async def stop(self) -> None:
+        """Leave the room now (SIGINT/SIGTERM, a deleted bot file)."""
+        self.stopping = True
+        await self.dispatcher.stop()
+        self._cancel_session_tasks()
+        gen = self.generation
+        if gen is not None:
+            gen.finish("stopped")
+            if gen._finish_task is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(gen._finish_task), timeout=2.5)
+                except (asyncio.TimeoutError, Exception):
+                    pass
+
+    def swap_spec(self, spec: BotSpec) -> None:
+        self.spec = spec
+
+    def new_generation(self) -> None:
+        """Reload changed the transport or pipeline: leave and rejoin with the current spec."""
+        gen = self.generation
+        if gen is not None:
+            gen.finish("reload", "the bot file changed")
+
+
+__all__ = ["BotRuntime", "BotFatal", "Outcome"]

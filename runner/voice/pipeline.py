@@ -1,0 +1,152 @@
+"""The voice pipeline: transport in -> stt -> user turns -> llm -> tts -> transport out.
+
+lkrun places the VAD, the LLM context aggregators and three small taps a user never
+writes: the speaker of the last transcript, the `user_said` router (a matched turn does
+not reach the LLM unless `continue: true`), and bot speech events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pipecat.frames.frames import (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, LLMContextFrame,
+                                   LLMContextUserTurnFrame, TranscriptionFrame)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from runner.voice.services import build_service
+
+
+class SpeakerTap(FrameProcessor):
+    """Remembers who spoke last (the LiveKit identity on each transcript)."""
+
+    def __init__(self, bot):
+        super().__init__()
+        self.bot = bot
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, TranscriptionFrame) and getattr(frame, "user_id", None):
+            self.bot.last_speaker = frame.user_id
+        await self.push_frame(frame, direction)
+
+
+class TurnRouter(FrameProcessor):
+    """Matches each finished user turn against `user_said`; a match keeps it from the LLM."""
+
+    def __init__(self, bot, has_llm: bool):
+        super().__init__()
+        self.bot = bot
+        self.has_llm = has_llm
+        self._hold = False
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        if direction == FrameDirection.DOWNSTREAM and isinstance(frame, LLMContextUserTurnFrame):
+            self._hold = self.route(frame.text or "") or not self.has_llm
+        elif direction == FrameDirection.DOWNSTREAM and isinstance(frame, LLMContextFrame) and self._hold \
+                and not getattr(frame, "speculation", False):
+            self._hold = False
+            return  # the turn was handled by user_said
+        await self.push_frame(frame, direction)
+
+    def route(self, text: str) -> bool:
+        """Fire the first matching trigger; True when the LLM must not see this turn."""
+        handler = self.bot.spec.on.get("user_said")
+        speaker = getattr(self.bot, "last_speaker", None)
+        for trigger in handler.triggers if handler else ():
+            match = trigger.pattern.search(text) if trigger.pattern else None
+            if match:
+                self.bot.dispatcher.fire("user_said", speaker, text=text, groups=list(match.groups()),
+                                         _nodes=trigger.actions)
+                return not trigger.cont
+        return False
+
+
+class SpeechEvents(FrameProcessor):
+    """bot_started_speaking / bot_stopped_speaking, seen once after the output transport."""
+
+    def __init__(self, bot):
+        super().__init__()
+        self.bot = bot
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        if direction == FrameDirection.DOWNSTREAM:
+            if isinstance(frame, BotStartedSpeakingFrame):
+                self.bot.dispatcher.fire("bot_started_speaking")
+            elif isinstance(frame, BotStoppedSpeakingFrame):
+                self.bot.dispatcher.fire("bot_stopped_speaking")
+        await self.push_frame(frame, direction)
+
+
+def _turn_strategies(session: dict):
+    from pipecat.turns.user_start.transcription_user_turn_start_strategy import TranscriptionUserTurnStartStrategy
+    from pipecat.turns.user_start.vad_user_turn_start_strategy import VADUserTurnStartStrategy
+    from pipecat.turns.user_turn_strategies import UserTurnStrategies
+    interrupt = bool(session.get("interruptions", True))
+    start = [VADUserTurnStartStrategy(enable_interruptions=interrupt),
+             TranscriptionUserTurnStartStrategy(enable_interruptions=interrupt)]
+    if session.get("turn_stop") == "smart_turn":
+        from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+        from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAnalyzerUserTurnStopStrategy
+        stop = [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())]
+    else:
+        from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import SpeechTimeoutUserTurnStopStrategy
+        stop = [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=float(session.get("speech_timeout", 0.3)))]
+    return UserTurnStrategies(start=start, stop=stop)
+
+
+async def build_voice_processors(spec, transport, bot) -> list:
+    stages = {stage.kind: stage for stage in spec.pipeline}
+    built = {}
+    for kind in ("vad", "stt", "llm", "tts"):
+        if kind in stages:
+            built[kind] = await asyncio.to_thread(build_service, stages[kind], spec)
+    bot.services = built
+    processors = [transport.input()]
+    hears = "stt" in built or "vad" in built
+    if "stt" in built:
+        processors += [built["stt"], SpeakerTap(bot)]
+    assistant = None
+    if hears:
+        from pipecat.processors.aggregators.llm_response_universal import (LLMContextAggregatorPair,
+                                                                           LLMUserAggregatorParams)
+        vad = built.get("vad")
+        if vad is None:
+            from runner.voice.services import build_vad
+            vad = await asyncio.to_thread(build_vad, {}, spec)
+        user, assistant = LLMContextAggregatorPair(_context(spec), user_params=LLMUserAggregatorParams(
+            vad_analyzer=vad, user_turn_strategies=_turn_strategies(spec.session)))
+        _wire_turn_events(user, bot)
+        processors += [user, TurnRouter(bot, "llm" in built)]
+    elif "llm" in built:
+        from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+        user, assistant = LLMContextAggregatorPair(_context(spec))
+        processors.append(user)
+    if "llm" in built:
+        processors.append(built["llm"])
+    if "tts" in built:
+        processors.append(built["tts"])
+    processors += [transport.output(), SpeechEvents(bot)]
+    if assistant is not None and "llm" in built:
+        processors.append(assistant)
+    return processors
+
+
+def _context(spec):
+    from pipecat.processors.aggregators.llm_context import LLMContext
+    if spec.tools:
+        from runner.voice.tools import tools_schema
+        return LLMContext(tools=tools_schema(spec.tools))
+    return LLMContext()
+
+
+def _wire_turn_events(user, bot) -> None:
+    @user.event_handler("on_user_turn_started")
+    async def _started(_agg, _strategy):
+        bot.dispatcher.fire("user_turn_started", getattr(bot, "last_speaker", None))
+
+    @user.event_handler("on_user_turn_stopped")
+    async def _stopped(_agg, _strategy, message):
+        speaker = getattr(message, "user_id", None) or getattr(bot, "last_speaker", None)
+        bot.dispatcher.fire("user_turn_stopped", speaker, text=getattr(message, "content", None))
