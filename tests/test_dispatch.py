@@ -8,12 +8,13 @@ import asyncio
 import pytest
 
 from runner.botfile.check import check_file
+from runner.runtime.effects import NullEffects
 from runner.runtime.scheduler import Dispatcher, RateLimiter
 from runner.runtime.state import SessionState
 from runner.runtime.trace import Trace
 
 
-class Recorder:
+class Recorder(NullEffects):
     """Effects that record what a run did, and how many runs were inside a `wait` at once."""
 
     def __init__(self):

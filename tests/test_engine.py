@@ -9,12 +9,13 @@ import os
 import pytest
 
 from runner.botfile.check import check_file
+from runner.runtime.effects import NullEffects
 from runner.runtime.engine import MAX_PACKET, Run, encode_packet, event_variables, parse_message
 from runner.runtime.state import SessionState
 from runner.runtime.trace import Trace
 
 
-class Recorder:
+class Recorder(NullEffects):
     def __init__(self):
         self.calls: list[tuple] = []
 

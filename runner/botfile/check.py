@@ -16,7 +16,7 @@ from runner.botfile.events import EVENTS, MODES, common_variables, variables_for
 from runner.botfile.spec import BotSpec, Handler, Trigger
 from runner.botfile.yamlsafe import Document, load_file, text_digest
 
-TOP_LEVEL = list(sections.TOP_LEVEL_DOC)
+TOP_LEVEL = sections.SECTIONS.names()  # the built-ins; a registered section joins at check time
 EVENT_ALIASES = {"client_connected": "participant_connected", "client_disconnected": "participant_disconnected"}
 
 
@@ -103,10 +103,11 @@ class Checker:
                                       f"reads version {sections.VERSION}",
                         "upgrade lkrun (pip install -U lkrun), or write 'version: 1'")
             raise ConfigError(self.problems)
+        top_level = sections.SECTIONS.names()
         for key in raw:
-            if key not in TOP_LEVEL:
-                self.report((key,), f"unknown top-level key '{key}'{did_you_mean(key, TOP_LEVEL)}",
-                            None if did_you_mean(key, TOP_LEVEL) else "allowed: " + ", ".join(TOP_LEVEL), key=True)
+            if key not in top_level:
+                self.report((key,), f"unknown top-level key '{key}'{did_you_mean(key, top_level)}",
+                            None if did_you_mean(key, top_level) else "allowed: " + ", ".join(top_level), key=True)
         self.mistakes = check_values(self)
         data = self.env.resolve(raw)
         self.problems.extend(self.env.problems)
@@ -133,6 +134,7 @@ class Checker:
         handlers = self._on(data.get("on"), shape)
         from runner.botfile.tools import check_tools
         tools = check_tools(self, data.get("tools"), common_variables(shape))
+        extra = self._registered_sections(data, common_variables(shape))
         self.problems = [_masked(p, self.env.secrets) for p in self.problems]
         errors = [p for p in self.problems if p.severity == "error"]
         if errors:
@@ -142,7 +144,29 @@ class Checker:
             livekit={**livekit, "identity": livekit.get("identity") or name}, params=params, session=session,
             pipeline=tuple(pipeline), vars=bot_vars, on=MappingProxyType(handlers), tools=tools,
             secrets=frozenset(self.env.secrets), warnings=tuple(sorted(self.problems)), raw=data,
+            sections=MappingProxyType(extra),
             text_hash=text_digest(self.doc.text))
+
+    def _registered_sections(self, data: dict, variables: dict) -> dict:
+        """Sections added to the registry (not built in): checked against their schema, templates
+        compiled against the common variables when the entry allows them."""
+        found = {}
+        for entry in sections.SECTIONS:
+            if entry.builtin:
+                continue
+            if entry.name not in data:
+                found[entry.name] = entry.default
+                continue
+            value = data[entry.name]
+            if not entry.templates:
+                found[entry.name] = self.section(data, entry.name, entry.schema or {})
+                continue
+            for rel, message, hint, at_key in humanize.validate(entry.schema or {}, value, entry.name):
+                self.report((entry.name,) + rel, message, hint, key=at_key)
+            for rel, text in templates.template_strings(value):
+                self.check_template(text, (entry.name,) + rel, variables)
+            found[entry.name] = self.compile(value, (entry.name,))
+        return found
 
     def _unsupported_params(self, data: dict) -> dict:
         """LiveKitParams fields that hold Python objects get their own message, not 'unknown key'."""

@@ -46,12 +46,12 @@ _lk("connected", "the bot joined the room (again after each reconnect)")
 _lk("disconnected", "the bot left the room or lost its connection")
 _lk("before_disconnect", "the bot is about to leave (sending data still works)")
 _lk("participant_connected", "a person joined (once per identity per session)", PARTICIPANT,
-    per_participant=True)
-_lk("participant_disconnected", "a person left the room", PARTICIPANT, per_participant=True)
+    per_participant=True, once="participant")
+_lk("participant_disconnected", "a person left the room", PARTICIPANT, per_participant=True, leave=True)
 _lk("participant_left", "a person left the room (after participant_disconnected)",
-    {**PARTICIPANT, "reason": LEAF}, per_participant=True)
+    {**PARTICIPANT, "reason": LEAF}, per_participant=True, leave=True)
 _lk("first_participant_joined", "the first person joined (once per session)", PARTICIPANT,
-    per_participant=True)
+    per_participant=True, once="session")
 _lk("audio_track_subscribed", "the bot started receiving a person's audio", PARTICIPANT,
     per_participant=True)
 _lk("audio_track_unsubscribed", "the bot stopped receiving a person's audio", PARTICIPANT,
@@ -61,16 +61,17 @@ _lk("video_track_subscribed", "the bot started receiving a person's video", PART
 _lk("video_track_unsubscribed", "the bot stopped receiving a person's video", PARTICIPANT,
     per_participant=True)
 _lk("data_received", "a data message arrived (data: the text; message: the JSON object or {})",
-    {**PARTICIPANT, "data": LEAF, "message": LEAF}, per_participant=True)
+    {**PARTICIPANT, "data": LEAF, "message": LEAF}, per_participant=True, untrusted=True, activity=True)
 _lk("app_message", "a data message whose payload is a JSON object arrived",
-    {**PARTICIPANT, "message": LEAF}, per_participant=True)
+    {**PARTICIPANT, "message": LEAF}, per_participant=True, untrusted=True, activity=True)
 _lk("dtmf_event", "a phone keypad digit arrived (SIP participants)",
-    {**PARTICIPANT, "digit": LEAF}, per_participant=True)
+    {**PARTICIPANT, "digit": LEAF}, per_participant=True, untrusted=True, activity=True)
 _lk("active_speaker_changed", "the loudest speaker changed", PARTICIPANT, per_participant=True)
 _lk("call_state_updated", "never fired by LiveKit (accepted for compatibility)", {"state": LEAF},
+    from_args=lambda state, *_: (None, {"state": state}),
     warning="LiveKit never fires call_state_updated; these actions will not run")
 _event("chat_received", "a chat message arrived (LiveKit text stream on topic lk.chat)",
-       {**PARTICIPANT, "text": LEAF}, per_participant=True)
+       {**PARTICIPANT, "text": LEAF}, per_participant=True, untrusted=True, activity=True)
 _event("pipeline_started", "the bot's pipeline started (once per generation)")
 _event("idle", "nobody spoke for a while: steps escalate (after: seconds), speech resets them",
        kind="triggers", trigger={
@@ -80,11 +81,12 @@ _event("user_said", "a user turn's final transcript matched a pattern (first mat
        {**PARTICIPANT, "text": LEAF, "groups": LEAF}, kind="triggers", needs="stt", trigger={
            "type": "object", "additionalProperties": False, "required": ["match", "do"],
            "properties": {"match": {"type": "string", "format": "regex"}, "do": _TRIGGER_DO,
-                          "continue": {"type": "boolean"}}}, per_participant=True)
-_event("user_turn_started", "a person started speaking (a user turn began)", PARTICIPANT, needs="vad")
-_event("user_turn_stopped", "a person's turn ended", {**PARTICIPANT, "text": LEAF}, needs="vad")
-_event("bot_started_speaking", "the bot's audio started", needs="tts")
-_event("bot_stopped_speaking", "the bot's audio stopped", needs="tts")
+                          "continue": {"type": "boolean"}}}, per_participant=True, activity=True)
+_event("user_turn_started", "a person started speaking (a user turn began)", PARTICIPANT, needs="vad",
+       activity=True)
+_event("user_turn_stopped", "a person's turn ended", {**PARTICIPANT, "text": LEAF}, needs="vad", activity=True)
+_event("bot_started_speaking", "the bot's audio started", needs="tts", bot_speech=True)
+_event("bot_stopped_speaking", "the bot's audio stopped", needs="tts", bot_speech=True)
 _event("timer", "a timer fired (every: seconds repeats, after: seconds once per session)",
        kind="triggers", trigger={
            "type": "object", "additionalProperties": False, "required": ["do"],

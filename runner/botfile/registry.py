@@ -47,6 +47,28 @@ class EventDef:
     needs: str | None = None
     warning: str | None = None
     per_participant: bool = False
+    # how the runtime treats it (the scheduler and the transport wiring read these, not hand lists)
+    untrusted: bool = False  # carries what other people send: rate-limited per sender
+    activity: bool = False  # a person did something: idle starts over
+    bot_speech: bool = False  # the bot spoke: idle's quiet time restarts, its steps do not
+    once: str | None = None  # "participant": once per identity per session; "session": once per session
+    leave: bool = False  # the person left: their runs stop; this event's runs see the room without them
+    # the raw transport hook's arguments (after the transport) -> (participant, variables); None = (pid, {})
+    from_args: Callable | None = None
+
+
+@dataclass(frozen=True)
+class SectionDef:
+    """A top-level key of the bot file. Built-in sections (``builtin``) have their own step in the
+    checker; any other entry is checked against ``schema`` and lands in ``BotSpec.sections``."""
+
+    name: str
+    doc: str
+    schema: dict | None = None  # JSON Schema of the value (built-ins: assembled by schema.py)
+    default: object = None  # the value when the file leaves it out
+    live: bool = False  # reload swaps it in place; otherwise an edit rejoins with a new generation
+    templates: bool = False  # may hold {{ }} templates (with the common variables)
+    builtin: bool = False
 
 
 T = TypeVar("T")

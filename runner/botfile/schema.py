@@ -104,7 +104,7 @@ def _tools_schema() -> dict:
     from runner.botfile.tools import SCHEMA
     schema = copy.deepcopy(SCHEMA)
     schema["items"]["properties"]["do"]["items"] = {"$ref": "#/$defs/action"}
-    schema["description"] = sections.TOP_LEVEL_DOC["tools"]
+    schema["description"] = sections.SECTIONS["tools"].doc
     return schema
 
 
@@ -137,20 +137,22 @@ def _build(stage_types: dict, livekit: dict) -> dict:
         "additionalProperties": False,
         "required": ["version", "livekit"],
         "properties": {
-            "version": {"const": sections.VERSION, "description": sections.TOP_LEVEL_DOC["version"]},
-            "name": {"type": "string", "description": sections.TOP_LEVEL_DOC["name"]},
-            "description": {"type": "string", "description": sections.TOP_LEVEL_DOC["description"]},
+            "version": {"const": sections.VERSION, "description": sections.SECTIONS["version"].doc},
+            "name": {"type": "string", "description": sections.SECTIONS["name"].doc},
+            "description": {"type": "string", "description": sections.SECTIONS["description"].doc},
             "livekit": livekit,
             "params": sections.params_schema(),
             "session": sections.SESSION,
-            "pipeline": {"type": "array", "description": sections.TOP_LEVEL_DOC["pipeline"],
+            "pipeline": {"type": "array", "description": sections.SECTIONS["pipeline"].doc,
                          "items": {"type": "object", "minProperties": 1, "maxProperties": 1,
                                    "additionalProperties": False,
                                    "properties": {k: {"$ref": f"#/$defs/stages/{k}"} for k in KINDS}}},
             "vars": sections.VARS,
             "tools": _tools_schema(),
-            "on": {"type": "object", "additionalProperties": False, "description": sections.TOP_LEVEL_DOC["on"],
+            "on": {"type": "object", "additionalProperties": False, "description": sections.SECTIONS["on"].doc,
                    "properties": {e.name: _event_schema(e) for e in EVENTS}},
+            **{entry.name: {**copy.deepcopy(entry.schema or {}), "description": entry.doc}
+               for entry in sections.SECTIONS if not entry.builtin},
         },
         "$defs": {
             "template": TEMPLATE,

@@ -1,4 +1,4 @@
-"""JSON sub-schemas of the top-level sections that are not registries."""
+"""The top-level sections of a bot file (a registry) and the JSON sub-schemas of the built-in ones."""
 
 from __future__ import annotations
 
@@ -6,21 +6,37 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from runner.botfile.registry import Registry, SectionDef
+
 
 VERSION = 1
 
-TOP_LEVEL_DOC = {
-    "version": "file format version (1)",
-    "name": "the bot's name (defaults to the file name)",
-    "description": "what the bot does, for people",
-    "livekit": "room, identity and credentials",
-    "params": "pipecat LiveKitParams (every field, same names)",
-    "session": "conversation settings: interruptions, turn ending, idle, max duration",
-    "pipeline": "the stages in the order audio flows: vad, stt, llm, tts",
-    "vars": "constants for templates ({{ vars.NAME }})",
-    "tools": "LLM function calls whose handlers are action lists",
-    "on": "events -> actions",
-}
+SECTIONS: Registry[SectionDef] = Registry("top-level key")
+
+
+def _builtin(name: str, doc: str, live: bool = False) -> None:
+    SECTIONS.register(SectionDef(name=name, doc=doc, live=live, builtin=True))
+
+
+_builtin("version", "file format version (1)")
+_builtin("name", "the bot's name (defaults to the file name)", live=True)
+_builtin("description", "what the bot does, for people", live=True)
+_builtin("livekit", "room, identity and credentials")
+_builtin("params", "pipecat LiveKitParams (every field, same names)")
+_builtin("session", "conversation settings: interruptions, turn ending, idle, max duration")
+_builtin("pipeline", "the stages in the order audio flows: vad, stt, llm, tts")
+_builtin("vars", "constants for templates ({{ vars.NAME }})", live=True)
+_builtin("tools", "LLM function calls whose handlers are action lists")
+_builtin("on", "events -> actions", live=True)
+
+
+def top_level_doc() -> dict[str, str]:
+    return {entry.name: entry.doc for entry in SECTIONS}
+
+
+def live_keys() -> set[str]:
+    """Top-level keys that reload applies in place (the bot stays in its room)."""
+    return {entry.name for entry in SECTIONS if entry.live}
 
 
 def schemas_dir() -> Path:

@@ -76,6 +76,7 @@ class BotSpec:
     secrets: frozenset = field(default=frozenset(), repr=False)
     warnings: tuple = ()
     raw: dict = field(default_factory=dict, repr=False, compare=False)  # resolved data, for reload diffs
+    sections: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # registered sections
     text_hash: str = ""
 
     @property

@@ -16,9 +16,9 @@ from loguru import logger
 
 from runner.botfile.files import BOT_SUFFIXES
 from runner.botfile.errors import ConfigError
+from runner.botfile import sections
 from runner.botfile.yamlsafe import text_digest
 
-LIVE_KEYS = {"on", "vars", "name", "description"}
 
 
 def diff(old, new) -> dict:
@@ -31,7 +31,8 @@ def diff(old, new) -> dict:
     if old.identity != new.identity:
         changed = sorted(set(changed) | {"livekit"})
     result = {"tier": "live", "changes": changed, "settings": {}}
-    rest = [k for k in changed if k not in LIVE_KEYS]
+    live = sections.live_keys()
+    rest = [k for k in changed if k not in live]
     if rest and rest != ["pipeline"] or not _same_shape(old, new):
         result["tier"] = "generation"
         return result

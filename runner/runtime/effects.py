@@ -1,4 +1,10 @@
-"""What actions do in a live room: data, chat, metadata, mute, speech frames, http.
+"""What actions do: the ``Effects`` protocol, and LiveEffects for a live room.
+
+An action's run function (``botfile/actions.py``) touches the world only through
+``run.effects``, which is one of: ``LiveEffects`` (the room), ``simulate.PrintEffects``
+(``lkrun simulate``) or a test double built on ``NullEffects``. ``Effects`` lists what
+each must provide; ``tests/test_effects_protocol.py`` checks every registered action
+against all of them.
 
 Data, chat and metadata go through the LiveKit room directly (not pipecat's
 ``send_message``, which drops failures silently) so a failure stops the run and fires
@@ -9,6 +15,8 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from loguru import logger
@@ -62,7 +70,104 @@ async def set_audio_subscribed(room, participant: str, subscribed: bool) -> None
                    f"{participant}'s audio")
 
 
+@runtime_checkable
+class Effects(Protocol):
+    """What an action may do to the world. Any failure raises: the run stops and ``error`` fires."""
+
+    async def say(self, text: str) -> None:
+        """Speak ``text`` through the tts stage (queued after speech already queued)."""
+
+    async def play(self, path: Path) -> None:
+        """Play an audio file; ``path`` is already resolved inside the bot's folder."""
+
+    async def send(self, data: str | dict, to: list[str] | None, after_speech: bool) -> None:
+        """Publish a data message (text or JSON object) to these identities (None: everyone)."""
+
+    async def chat(self, text: str, to: list[str] | None) -> None:
+        """Send a chat message on the lk.chat text stream to these identities (None: everyone)."""
+
+    async def llm(self, messages: list[dict], run: bool) -> None:
+        """Append ``{role, content}`` messages to the LLM context; ``run``: generate a reply now."""
+
+    async def interrupt(self) -> None:
+        """Stop the bot's current speech."""
+
+    async def end(self, now: bool, hangup: bool = False) -> None:
+        """End the session after queued speech (or ``now``); ``hangup`` deletes the room."""
+
+    async def mute(self, participant: str, muted: bool) -> None:
+        """Stop (``muted``) or resume receiving this participant's audio."""
+
+    async def set_metadata(self, metadata: str) -> None:
+        """Set the bot's own participant metadata."""
+
+    async def wait(self, seconds: float) -> None:
+        """Pause this run (0 to 3600 seconds, checked by the action)."""
+
+    def state_changed(self, scope: str, participant: str | None, values: dict) -> None:
+        """``set`` stored these (masked) values in ``scope`` (room or participant); not awaited."""
+
+    async def log(self, message: str, level: str) -> None:
+        """Write ``message`` to lkrun's log at ``level`` (debug, info, warning, error)."""
+
+    async def http(self, url: str, method: str, body: dict | None, headers: dict,
+                   timeout: float) -> dict:
+        """One request; returns ``{status, json, text}`` or raises ValueError with a short reason."""
+
+    async def dtmf(self, digits: str) -> None:
+        """Send these keypad tones (0-9, *, #, A-D)."""
+
+
+class NullEffects:
+    """Effects that do nothing: the base of test doubles, so a new effect is never missing from one."""
+
+    async def say(self, text: str) -> None:
+        pass
+
+    async def play(self, path: Path) -> None:
+        pass
+
+    async def send(self, data: str | dict, to: list[str] | None, after_speech: bool) -> None:
+        pass
+
+    async def chat(self, text: str, to: list[str] | None) -> None:
+        pass
+
+    async def llm(self, messages: list[dict], run: bool) -> None:
+        pass
+
+    async def interrupt(self) -> None:
+        pass
+
+    async def end(self, now: bool, hangup: bool = False) -> None:
+        pass
+
+    async def mute(self, participant: str, muted: bool) -> None:
+        pass
+
+    async def set_metadata(self, metadata: str) -> None:
+        pass
+
+    async def wait(self, seconds: float) -> None:
+        pass
+
+    def state_changed(self, scope: str, participant: str | None, values: dict) -> None:
+        pass
+
+    async def log(self, message: str, level: str) -> None:
+        pass
+
+    async def http(self, url: str, method: str, body: dict | None, headers: dict,
+                   timeout: float) -> dict:
+        return {"status": 0, "json": None, "text": ""}
+
+    async def dtmf(self, digits: str) -> None:
+        pass
+
+
 class LiveEffects:
+    """Effects in the live room of the bot's current generation."""
+
     def __init__(self, bot):
         self.bot = bot  # BotRuntime: .generation (current), .spec, .end_session()
 
@@ -73,17 +178,17 @@ class LiveEffects:
             raise RuntimeError("the bot is not connected to the room right now")
         return gen
 
-    async def say(self, text):
+    async def say(self, text: str) -> None:
         from pipecat.frames.frames import TTSSpeakFrame
         await self.gen.worker.queue_frame(TTSSpeakFrame(text))
 
-    async def play(self, path):
+    async def play(self, path: Path) -> None:
         from runner.voice.audio import file_frames
         gen = self.gen
         for frame in file_frames(path, gen.out_sample_rate):
             await gen.worker.queue_frame(frame)
 
-    async def send(self, data, to, after_speech):
+    async def send(self, data: str | dict, to: list[str] | None, after_speech: bool) -> None:
         payload = encode_packet(data)
         text = json.dumps(payload, ensure_ascii=False) if isinstance(payload, dict) else payload
         gen = self.gen
@@ -95,22 +200,22 @@ class LiveEffects:
         await gen.room.local_participant.publish_data(text.encode("utf-8"), reliable=True,
                                                       destination_identities=list(to or []))
 
-    async def chat(self, text, to):
+    async def chat(self, text: str, to: list[str] | None) -> None:
         await self.gen.room.local_participant.send_text(text, topic="lk.chat",
                                                         destination_identities=list(to or []))
 
-    async def llm(self, messages, run):
+    async def llm(self, messages: list[dict], run: bool) -> None:
         from pipecat.frames.frames import LLMMessagesAppendFrame
         await self.gen.worker.queue_frame(LLMMessagesAppendFrame(messages=messages, run_llm=run))
 
-    async def interrupt(self):
+    async def interrupt(self) -> None:
         from pipecat.frames.frames import InterruptionFrame
         await self.gen.worker.queue_frame(InterruptionFrame())
 
-    async def end(self, now, hangup=False):
+    async def end(self, now: bool, hangup: bool = False) -> None:
         await self.bot.end_session(now=now, hangup=hangup)
 
-    async def mute(self, participant, muted):
+    async def mute(self, participant: str, muted: bool) -> None:
         gen = self.gen
         if muted:
             gen.muted.add(participant)
@@ -118,20 +223,21 @@ class LiveEffects:
             gen.muted.discard(participant)
         await set_audio_subscribed(gen.room, participant, not muted)
 
-    async def set_metadata(self, metadata):
+    async def set_metadata(self, metadata: str) -> None:
         await self.gen.room.local_participant.set_metadata(metadata)
 
-    async def wait(self, seconds):
+    async def wait(self, seconds: float) -> None:
         import asyncio
         await asyncio.sleep(seconds)
 
-    def state_changed(self, scope, participant, values):
+    def state_changed(self, scope: str, participant: str | None, values: dict) -> None:
         """`set` ran (the live room has nothing to show; simulate and tests print or record it)."""
 
-    async def log(self, message, level):
+    async def log(self, message: str, level: str) -> None:
         logger.log(level.upper(), f"[{self.bot.spec.name}] {printable(message)}")
 
-    async def http(self, url, method, body, headers, timeout):
+    async def http(self, url: str, method: str, body: dict | None, headers: dict,
+                   timeout: float) -> dict:
         """One request; failures become one short message (no query string: it may hold data)."""
         import asyncio
 
@@ -169,7 +275,7 @@ class LiveEffects:
             raise ValueError(f"{where} answered {status}")
         return {"status": status, "json": parsed, "text": text[:65536]}
 
-    async def dtmf(self, digits):
+    async def dtmf(self, digits: str) -> None:
         from pipecat.audio.dtmf.types import KeypadEntry
         from pipecat.frames.frames import OutputDTMFUrgentFrame
         for digit in digits:

@@ -237,9 +237,11 @@ def parse_message(payload: bytes | str) -> tuple[str, dict]:
 
 def event_variables(event: str, participant: str | None = None, *, name=None, metadata=None,
                     payload=None, message=None, text=None, digit=None, groups=None, extra=None) -> dict:
-    """The event-specific template variables (the registry documents them)."""
+    """The event-specific template variables (the registry declares them, and missing ones read as null)."""
+    from runner.botfile.events import EVENTS
+    entry = EVENTS.get(event)
     variables: dict = {}
-    if participant is not None or event in _PARTICIPANT_EVENTS:
+    if participant is not None or (entry is not None and entry.per_participant):
         variables["participant"] = {"id": participant, "name": name, "metadata": metadata}
     if payload is not None:
         variables["data"], parsed = parse_message(payload)
@@ -253,23 +255,13 @@ def event_variables(event: str, participant: str | None = None, *, name=None, me
     if groups is not None:
         variables["groups"] = groups
     variables.update(extra or {})
-    for name, empty in _DECLARED.get(event, ()):  # missing fields read as null, never 'undefined'
-        if name not in variables:
-            variables[name] = dict(empty) if isinstance(empty, dict) else empty
+    for key, shape in (entry.variables.items() if entry is not None else ()):
+        if key not in variables and key != "participant":  # missing fields read as null, never 'undefined'
+            variables[key] = _empty(key, shape)
     return variables
-
-
-def _declared() -> tuple[set, dict]:
-    from runner.botfile.events import EVENTS
-    return ({e.name for e in EVENTS if e.per_participant},
-            {e.name: tuple((n, _empty(n, shape)) for n, shape in e.variables.items() if n != "participant")
-             for e in EVENTS})
 
 
 def _empty(name: str, shape):
     if name == "message":
         return {}
     return {key: None for key in shape} if isinstance(shape, dict) else None
-
-
-_PARTICIPANT_EVENTS, _DECLARED = _declared()

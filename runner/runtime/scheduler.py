@@ -15,19 +15,24 @@ import time
 
 from loguru import logger
 
+from runner.botfile.events import EVENTS
+from runner.botfile.registry import EventDef
 from runner.runtime.engine import Run, event_variables
 from runner.runtime.state import SessionState
 from runner.runtime.trace import Trace, TraceEntry
 
-JOIN_EVENTS = {"participant_connected"}  # once per identity; first_participant_joined: once per session
-LEAVE_EVENTS = {"participant_disconnected", "participant_left"}
-# Events carrying what other people send. A packet can come with no sender (a server API):
-# those share one rate-limit bucket.
-UNTRUSTED_EVENTS = {"data_received", "app_message", "chat_received", "dtmf_event"}
-# a person did something: idle steps start over; the bot speaking only pauses the idle clock
-ACTIVITY_EVENTS = {"data_received", "app_message", "chat_received", "dtmf_event", "user_turn_started",
-                   "user_turn_stopped", "user_said"}
-BOT_SPEECH_EVENTS = {"bot_started_speaking", "bot_stopped_speaking"}
+NO_EVENT = EventDef(name="", doc="", variables={})  # an unregistered name: no special treatment
+
+
+def _def(event: str) -> EventDef:
+    """How an event is treated comes from its registry entry (untrusted, activity, once, leave)."""
+    return EVENTS.get(event) or NO_EVENT
+
+
+def is_leave(event: str) -> bool:
+    return _def(event).leave
+
+
 DROP_SUMMARY_EVERY = 10.0  # seconds between "dropped N runs" log lines (never one line per drop)
 
 
@@ -130,25 +135,25 @@ class Dispatcher:
         """Schedule the event's actions; never blocks and never raises."""
         spec = self.bot.spec
         idle = self.bot.idle
-        if event in ACTIVITY_EVENTS:
+        entry = _def(event)
+        if entry.activity:
             idle.activity()
-        elif event in BOT_SPEECH_EVENTS:
+        elif entry.bot_speech:
             idle.touch()
-        if participant is not None and event in LEAVE_EVENTS:
+        if participant is not None and entry.leave:
             self.cancel_runs_of(participant)
-        if event in JOIN_EVENTS and participant is not None:
-            key = (event, participant)
-            if key in self.state.joined:
-                return
-            self.state.joined.add(key)
-        if event == "first_participant_joined":
-            if ("first_participant_joined", None) in self.state.joined:
-                return
-            self.state.joined.add(("first_participant_joined", None))
+        if entry.once is not None:
+            key = (event, participant if entry.once == "participant" else None)
+            if entry.once == "participant" and participant is None:
+                key = None
+            if key is not None:
+                if key in self.state.joined:
+                    return
+                self.state.joined.add(key)
         handler = spec.on.get(event)
         if handler is None:
             return
-        if (participant is not None or event in UNTRUSTED_EVENTS) and not self.limiter.allow(participant or ""):
+        if (participant is not None or entry.untrusted) and not self.limiter.allow(participant or ""):
             self.drops.add(event, participant, "the sender is over session.rate_limit")
             return
         nodes = self._select(handler, variables)
@@ -166,7 +171,7 @@ class Dispatcher:
 
     def cancel_runs_of(self, participant: str) -> None:
         """The person left: their queued and running runs stop (not the leave events' own runs)."""
-        for key in [k for k in self.lanes if k[1] == participant and k[0] not in LEAVE_EVENTS]:
+        for key in [k for k in self.lanes if k[1] == participant and not is_leave(k[0])]:
             lane = self.lanes.pop(key)
             if lane.task is not None:
                 lane.task.cancel()
@@ -185,7 +190,7 @@ class Dispatcher:
         coro_factory = lambda: self._run(event, participant, nodes, variables, note)  # noqa: E731
         if mode == "parallel":
             task = self._spawn(coro_factory())
-            if event not in LEAVE_EVENTS:
+            if not is_leave(event):
                 self.own(participant, task)
             return
         lane = self.lanes.setdefault(key, _Lane())
@@ -231,7 +236,7 @@ class Dispatcher:
     def participants_for(self, event: str, participant: str | None) -> list[str]:
         """room.participants for a run: the leave events never see the person who left."""
         people = self.bot.participants()
-        if participant is not None and event in LEAVE_EVENTS:
+        if participant is not None and is_leave(event):
             return [p for p in people if p != participant]
         return people
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -24,7 +25,7 @@ class SimulateInputError(ValueError):
 
 
 class PrintEffects:
-    """Effects that describe themselves instead of touching a room."""
+    """Effects (``runtime.effects.Effects``) that describe themselves instead of touching a room."""
 
     def __init__(self, secrets=frozenset()):
         self.secrets = secrets
@@ -45,56 +46,57 @@ class PrintEffects:
     def _to(ids) -> str:
         return "everyone" if not ids else ", ".join(ids)
 
-    async def say(self, text):
+    async def say(self, text: str) -> None:
         self._out(f"say: {text}")
 
-    async def play(self, path):
+    async def play(self, path: Path) -> None:
         self._out(f"play: {path.name}")
 
-    async def send(self, data, to, after_speech):
+    async def send(self, data: str | dict, to: list[str] | None, after_speech: bool) -> None:
         from runner.runtime.engine import encode_packet
         payload = encode_packet(data)
         shown = json.dumps(payload, ensure_ascii=False) if isinstance(payload, dict) else payload
         self._out(f"send to {self._to(to)}{' (after speech)' if after_speech else ''}: {shown}")
 
-    async def chat(self, text, to):
+    async def chat(self, text: str, to: list[str] | None) -> None:
         self._out(f"chat to {self._to(to)}: {text}")
 
-    async def llm(self, messages, run):
+    async def llm(self, messages: list[dict], run: bool) -> None:
         for message in messages:
             self._out(f"llm append ({message.get('role')}): {message.get('content')}")
         if run:
             self._out("llm: run (the reply is not generated in simulate)")
 
-    async def interrupt(self):
+    async def interrupt(self) -> None:
         self._out("interrupt")
 
-    async def end(self, now, hangup=False):
+    async def end(self, now: bool, hangup: bool = False) -> None:
         self._out("end" + (" and hang up (the room is deleted)" if hangup else " now" if now
                            else " (after queued speech)"))
 
-    async def mute(self, participant, muted):
+    async def mute(self, participant: str, muted: bool) -> None:
         self._out(f"{'mute' if muted else 'unmute'}: {participant}")
 
-    async def set_metadata(self, metadata):
+    async def set_metadata(self, metadata: str) -> None:
         self._out(f"set_metadata: {metadata}")
 
-    async def log(self, message, level):
+    async def log(self, message: str, level: str) -> None:
         self._out(f"log ({level}): {message}")
 
-    async def http(self, url, method, body, headers, timeout):
+    async def http(self, url: str, method: str, body: dict | None, headers: dict,
+                   timeout: float) -> dict:
         self._out(f"http {method} {url}" + (f" json={json.dumps(body)}" if body else "") + " (not sent)")
         return {"status": 0, "json": None, "text": ""}
 
-    async def wait(self, seconds):
+    async def wait(self, seconds: float) -> None:
         self._out(f"wait: {seconds:g} s (simulate does not wait)")
 
-    def state_changed(self, scope, participant, values):
+    def state_changed(self, scope: str, participant: str | None, values: dict) -> None:
         where = "state" if scope == "room" else "participant.state"
         shown = ", ".join(f"{where}.{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in values.items())
         self._out(f"set: {shown}" + (f" ({participant})" if scope != "room" else ""))
 
-    async def dtmf(self, digits):
+    async def dtmf(self, digits: str) -> None:
         self._out(f"dtmf: {digits}")
 
 

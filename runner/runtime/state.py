@@ -26,15 +26,23 @@ class SessionState:
         self.participants.clear()
         self.joined.clear()
         self.carried = set(carried)
-        self.joined.update(("participant_connected", p) for p in self.carried)
+        for event in _once_events("participant"):
+            self.joined.update((event, p) for p in self.carried)
         if self.carried:
-            self.joined.add(("first_participant_joined", None))
+            self.joined.update((event, None) for event in _once_events("session"))
 
     def prune_carried(self, present) -> None:
         """At the new session's connect: a carried person who left in between is new again."""
         present = set(present)
+        per_person = _once_events("participant")
         for person in self.carried - present:
-            self.joined.discard(("participant_connected", person))
+            self.joined.difference_update((event, person) for event in per_person)
         self.carried &= present
-        if not self.carried and not any(k[0] == "participant_connected" for k in self.joined):
-            self.joined.discard(("first_participant_joined", None))
+        if not self.carried and not any(k[0] in per_person for k in self.joined):
+            self.joined.difference_update((event, None) for event in _once_events("session"))
+
+
+def _once_events(scope: str) -> set[str]:
+    """Join events that fire once per person ("participant") or once per session ("session")."""
+    from runner.botfile.events import EVENTS
+    return {e.name for e in EVENTS if e.once == scope}

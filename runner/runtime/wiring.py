@@ -19,8 +19,33 @@ from runner.runtime.room_hooks import when_room_created
 STOP_REASONS = {"DUPLICATE_IDENTITY": "duplicate", "PARTICIPANT_REMOVED": "removed", "ROOM_DELETED": "removed"}
 MAX_CHAT_BYTES = 64 * 1024  # a chat message longer than this is cut off while it is read, not after
 
-SIMPLE = ["participant_disconnected", "audio_track_unsubscribed", "video_track_subscribed",
-          "video_track_unsubscribed"]
+# wired by hand below (the room itself, first messages, leave reasons); every other event with a
+# transport hook is wired from its registry entry by wire_registry_events
+CUSTOM = {"connected", "disconnected", "before_disconnect", "participant_connected", "first_participant_joined",
+          "participant_left", "audio_track_subscribed", "active_speaker_changed", "data_received", "app_message",
+          "dtmf_event"}
+
+
+def wire_registry_events(transport, fire, skip=CUSTOM) -> None:
+    """One generic handler per registered event with a transport hook (``EventDef.pipecat``)."""
+    from runner.botfile.events import EVENTS
+    for event in EVENTS:
+        if event.pipecat is not None and event.name not in skip:
+            transport.add_event_handler(event.pipecat, _generic_handler(event, fire))
+
+
+def _generic_handler(event, fire):
+    async def handler(_transport, *args):
+        try:
+            if event.from_args is not None:
+                participant, variables = event.from_args(*args)
+            else:
+                participant, variables = (args[0] if args and event.per_participant else None), {}
+        except Exception as exc:  # data from the SDK in a shape we did not expect: never raise
+            logger.debug(f"could not read the arguments of {event.pipecat}: {exc}")
+            return
+        fire(event.name, participant, **({"extra": variables} if variables else {}))
+    return handler
 
 
 def wire_events(gen) -> None:
@@ -157,12 +182,7 @@ def wire_events(gen) -> None:
             await set_audio_subscribed(transport._client.room, pid, False)
         fire("audio_track_subscribed", pid)
 
-    for name in SIMPLE:
-        def make(event):
-            async def handler(_transport, pid, *_):
-                fire(event, pid)
-            return handler
-        transport.add_event_handler(f"on_{name}", make(name))
+    wire_registry_events(transport, fire)
 
     @on("on_active_speaker_changed")
     async def _speaker(_transport, participant):
