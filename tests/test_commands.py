@@ -55,7 +55,7 @@ def test_two_bots_sharing_room_and_identity_is_an_error(tmp_path):
     assert len(specs) == 1
     (problem,) = problems
     assert (problem.file, problem.line, problem.col, problem.severity) == (str(second), 5, 13, "error")
-    assert problem.message == f"bot 'b' uses the same room 'lobby' and identity 'helper' as {tmp_path / 'a.yaml'}"
+    assert problem.message.startswith(f"bot 'b' uses the same room 'lobby' and identity 'helper' as {tmp_path / 'a.yaml'}:")
 
 
 def test_identity_defaults_count_for_duplicates(tmp_path):

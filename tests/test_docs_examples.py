@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from runner.cli import main
+from runner.host.reload import ReloadHost
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = {name: (ROOT / name).read_text(encoding="utf-8") for name in ("README.md", "docs/playground.md")}
@@ -42,22 +43,25 @@ def one(pattern: re.Pattern, text: str, doc: str) -> str:
 # ---- the broken edit: say -> sya -------------------------------------------------------------------
 
 class _Bot:
+    """A BotRuntime without a room: its real apply(), which must not start a new generation here."""
+
     def __init__(self, spec):
-        self.spec = spec
-        self.dispatcher = self
-        self.fired = []
-
-    def swap_spec(self, spec):
+        from runner.runtime.bot import BotRuntime
+        self.runtime = BotRuntime(spec, server=None)
+        self.runtime.new_generation = self.no_new_generation
         self.spec = spec
 
-    def new_generation(self):
+    @staticmethod
+    def no_new_generation():
         raise AssertionError("a vars edit must not start a new generation")
 
-    def fire(self, *args, **kw):
-        self.fired.append(args)
+    async def apply(self, spec):
+        change = await self.runtime.apply(spec)
+        self.spec = spec
+        return change
 
 
-class _Supervisor:
+class _Supervisor(ReloadHost):
     """Just what reload.Watcher uses of the supervisor, for one running greeter."""
 
     def __init__(self, spec, key):

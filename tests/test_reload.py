@@ -82,7 +82,7 @@ SLOW = ("version: 1\nlivekit: {room: lobby}\non:\n  data_received:\n    - log: \
         + "\\n".join(f"{{{{ u{i} }}}}" for i in range(4000)) + "\"\n")
 
 
-class FakeSupervisor:
+class FakeSupervisor(reload.ReloadHost):
     """What Watcher and watch_task use of the supervisor; records what they asked of it."""
 
     def __init__(self, folder: Path):
@@ -194,7 +194,7 @@ async def test_a_check_over_the_budget_is_reported_not_waited_for(tmp_path, caps
     path.write_text(SLOW)
     await reload.Watcher(supervisor).handle(path)
     err = capsys.readouterr().err
-    assert f"{path.resolve()}: checking took longer than 0.05 s; not started: waiting for a fix" in err
+    assert f"{path.resolve()}: checking took longer than 0.05 s\n{path.resolve()}: not started: waiting for a fix" in err
     assert supervisor.started == []
 
 
@@ -205,4 +205,23 @@ async def test_an_oversized_bot_file_is_an_error_not_a_long_check(tmp_path, caps
     await reload.Watcher(supervisor).handle(path)
     err = capsys.readouterr().err
     assert f"{path.resolve()}:1:1: error: the file is larger than 256 KiB" in err
+    assert supervisor.started == []
+
+
+async def test_a_second_file_with_the_same_room_and_identity_is_refused_through_reload(tmp_path, capsys):
+    """The loader's duplicate rule holds for files added or edited while lkrun runs."""
+    from types import SimpleNamespace
+
+    from runner.botfile.check import check_file
+    supervisor = FakeSupervisor(tmp_path)
+    first = tmp_path / "a.yaml"
+    first.write_text("version: 1\nname: a\nlivekit:\n  room: lobby\n  identity: helper\n")
+    supervisor.bots[supervisor.key_for(first)] = SimpleNamespace(spec=check_file(first))
+    second = tmp_path / "b.yaml"
+    second.write_text("version: 1\nname: b\nlivekit: {room: lobby, identity: helper}\n")
+    await reload.Watcher(supervisor).handle(second)
+    err = capsys.readouterr().err
+    assert (f"{second.resolve()}:3:34: error: bot 'b' uses the same room 'lobby' and identity 'helper' as "
+            f"{first.resolve()}:5:13") in err, err
+    assert f"{second.resolve()}: not started: waiting for a fix" in err
     assert supervisor.started == []

@@ -36,11 +36,13 @@ def internal_error(file: str, exc: BaseException) -> Problem:
                    "this is a bug in lkrun; please report it with the file attached")
 
 
-def check_many(files: list[Path], *, allow_missing_env=False, environ=None):
-    """Check each file; two bots with the same room and identity are an error. -> (specs, problems)."""
+def check_many(files: list[Path], *, allow_missing_env=False, environ=None, unique_names=False):
+    """The one loader (run, validate, reload's start, worker): check each file; two bots with the same
+    room and identity are an error, and with ``unique_names`` (worker: a name is an agent name) two
+    bots with one name. -> (specs, problems)."""
     from runner.botfile.check import check_file
 
-    specs, problems, seen = [], [], {}
+    specs, problems, seen, names = [], [], {}, {}
     for path in files:
         try:
             spec = check_file(path, allow_missing_env=allow_missing_env, environ=environ)
@@ -51,17 +53,45 @@ def check_many(files: list[Path], *, allow_missing_env=False, environ=None):
             problems.append(internal_error(str(path), exc))
             continue
         problems.extend(spec.warnings)
-        key = (spec.livekit.get("url"), spec.room, spec.identity)
+        if unique_names and spec.name in names:
+            problems.append(Problem(str(path), 1, 1, f"bot name '{spec.name}' is also used by {names[spec.name]}; "
+                                    "the name is the agent name, so it must be unique per worker"))
+            continue
+        names[spec.name] = str(path)
+        key = identity_key(spec)
         if key in seen:
             from runner.botfile.yamlsafe import load_file
-            doc = load_file(path)
-            has_identity = "identity" in (doc.data.get("livekit") or {})
-            problems.append(doc.problem(("livekit", "identity") if has_identity else ("livekit",),
-                                        f"bot '{spec.name}' uses the same room '{spec.room}' and identity "
-                                        f"'{spec.identity}' as {seen[key]}",
-                                        "LiveKit would keep only one of them: give each bot its own identity",
-                                        key=not has_identity))
+            problems.append(duplicate_problem(spec, load_file(path), seen[key]))
             continue
         seen[key] = str(path)
         specs.append(spec)
     return specs, problems
+
+
+def identity_key(spec) -> tuple:
+    """What LiveKit keeps one of: a participant identity in a room on a server."""
+    return (spec.livekit.get("url"), spec.room, spec.identity)
+
+
+def duplicate_problem(spec, doc, other_file: str) -> Problem:
+    """The second bot with the same room and identity: at its identity (or livekit:) line, naming
+    the other file with its own line."""
+    has_identity = "identity" in ((doc.data or {}).get("livekit") or {})
+    where = f"{other_file}:{_identity_line(other_file)}"
+    return doc.problem(("livekit", "identity") if has_identity else ("livekit",),
+                       f"bot '{spec.name}' uses the same room '{spec.room}' and identity '{spec.identity}' "
+                       f"as {where}", "LiveKit would keep only one of them: give each bot its own identity",
+                       key=not has_identity)
+
+
+def _identity_line(file: str) -> str:
+    """line:col of the identity (or livekit:) in another bot file, for the message."""
+    from runner.botfile.yamlsafe import load_file
+    try:
+        doc = load_file(file)
+        livekit = (doc.data or {}).get("livekit") or {}
+        line, col = doc.where(("livekit", "identity") if "identity" in livekit else ("livekit",),
+                              key="identity" not in livekit)
+        return f"{line}:{col}"
+    except (ConfigError, OSError):
+        return "1:1"

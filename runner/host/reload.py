@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -16,90 +17,12 @@ from loguru import logger
 
 from runner.botfile.files import BOT_SUFFIXES
 from runner.botfile.errors import ConfigError
-from runner.botfile import sections
 from runner.botfile.yamlsafe import text_digest
 
 
 
-def diff(old, new) -> dict:
-    """-> {"tier": "live" | "settings" | "generation", "changes": [...], "settings": {index: delta}}
-
-    Settings are compared as rendered, so editing a var that a system_instruction uses
-    updates the LLM live too.
-    """
-    changed = sorted(k for k in set(old.raw) | set(new.raw) if old.raw.get(k) != new.raw.get(k))
-    if old.identity != new.identity:
-        changed = sorted(set(changed) | {"livekit"})
-    result = {"tier": "live", "changes": changed, "settings": {}}
-    live = sections.live_keys()
-    rest = [k for k in changed if k not in live]
-    if rest and rest != ["pipeline"] or not _same_shape(old, new):
-        result["tier"] = "generation"
-        return result
-    for index, (a, b) in enumerate(zip(old.pipeline, new.pipeline)):
-        sa, sb = _rendered_settings(a, old), _rendered_settings(b, new)
-        if [k for k in sa if k not in sb] or _without_settings(a.body) != _without_settings(b.body):
-            result["tier"] = "generation"
-            return result
-        delta = {k: v for k, v in sb.items() if sa.get(k) != v}
-        if delta:
-            result["settings"][index] = delta
-    if result["settings"]:
-        result["tier"] = "settings"
-    elif rest:
-        result["tier"] = "generation"
-    return result
-
-
-def _rendered_settings(stage, spec) -> dict:
-    from runner.voice.services import stage_context
-    from runner.botfile.templates import TemplateError, render_value
-    try:
-        return dict(render_value(dict(stage.body.get("settings") or {}), stage_context(spec)))
-    except TemplateError:
-        return {k: _source(v) for k, v in dict(stage.body.get("settings") or {}).items()}
-
-
-def _source(value):
-    return getattr(value, "source", value)
-
-
-def _without_settings(body) -> dict:
-    return {k: _source(v) for k, v in dict(body).items() if k != "settings"}
-
-
-def _same_shape(old, new) -> bool:
-    return [(s.kind, s.type) for s in old.pipeline] == [(s.kind, s.type) for s in new.pipeline]
-
-
-def describe(change: dict) -> str:
-    keys = ", ".join(change["changes"]) or "nothing"
-    how = {"live": "applied live", "settings": "service settings updated live",
-           "generation": "rejoined with a new pipeline"}[change["tier"]]
-    return f"{keys} changed, {how}"
-
-
-async def apply(bot, new_spec) -> dict:
-    """Swap a checked spec into a running bot; returns the change description."""
-    change = diff(bot.spec, new_spec)
-    if change["tier"] == "settings":
-        await _push_settings(bot, new_spec, change["settings"])
-    bot.swap_spec(new_spec)
-    if change["tier"] == "generation":
-        bot.new_generation()
-    bot.dispatcher.fire("reloaded", None, extra={"changes": change["changes"]})
-    return change
-
-
-async def _push_settings(bot, spec, deltas: dict) -> None:
-    from runner.voice.services import settings_delta
-    gen = bot.generation
-    if gen is None or gen.worker is None:
-        return
-    for index, delta in deltas.items():
-        frame = settings_delta(spec.pipeline[index], delta)
-        if frame is not None:
-            await gen.worker.queue_frame(frame)
+# the diff and its tiers live with the bot that applies them (runner.runtime.changes)
+from runner.runtime.changes import describe, diff  # noqa: E402,F401  (re-exported for callers)
 
 
 CHECK_BUDGET = 10.0  # seconds: a check that takes longer is reported, not waited for
@@ -119,11 +42,67 @@ def _resolve(path: Path) -> Path:
 def _check(raw: bytes, key: str):
     from runner.botfile.check import check_document
     from runner.botfile.yamlsafe import load_bytes
-    return check_document(load_bytes(raw, key))
+    doc = load_bytes(raw, key)
+    return doc, check_document(doc)
+
+
+@dataclass
+class FileChange:
+    """What the watcher saw happen to one bot file; the host decides what to do about it."""
+
+    key: str
+    spec: object = None  # a new valid version (BotSpec)
+    gone: str | None = None  # why the file is no longer a bot file ("deleted", ...)
+    error: str | None = None  # why the new content cannot run (rendered problems)
+    doc: object = None  # the loaded document of a valid version (positions for a duplicate)
+
+
+class ReloadHost:
+    """The host side of hot reload: what a bot file's change means for the running bots.
+
+    Needs ``bots`` (key -> running bot), ``add_spec``, ``stop_bot`` and ``notice``."""
+
+    bots: dict
+
+    def keeps(self, key: str) -> str:
+        return "still running the previous version" if key in self.bots else "not started: waiting for a fix"
+
+    async def file_changed(self, change: FileChange) -> None:
+        key = change.key
+        if change.gone is not None:
+            click.echo(f"{key}: {change.gone}, stopping its bot", err=True)
+            await self.stop_bot(key)
+            return
+        if change.error is None:
+            problem = self._duplicate(key, change)
+            change.error = problem.render() if problem is not None else None
+        if change.error is not None:
+            click.echo(change.error, err=True)
+            click.echo(f"{key}: {self.keeps(key)}", err=True)
+            self.notice(key, "error", change.error)
+            return
+        for warning in change.spec.warnings:
+            click.echo(warning.render(), err=True)
+        bot = self.bots.get(key)
+        if bot is None:
+            await self.add_spec(key, change.spec)
+            click.echo(f"{key}: started", err=True)
+            return
+        applied = await bot.apply(change.spec)
+        message = f"reloaded {Path(key).name}: {describe(applied)}"
+        logger.info(message)
+        self.notice(key, "reload", message)
+
+    def _duplicate(self, key: str, change: FileChange):
+        """Two bots with the same room and identity, also when the second one comes through reload."""
+        from runner.botfile.files import duplicate_problem, identity_key
+        others = {identity_key(bot.spec): other for other, bot in self.bots.items() if other != key}
+        other = others.get(identity_key(change.spec))
+        return duplicate_problem(change.spec, change.doc, other) if other is not None else None
 
 
 class Watcher:
-    """Tracks each bot file's last content and last good spec."""
+    """Tracks each bot file's last content; reports changes to the host (it never drives the bots)."""
 
     def __init__(self, supervisor):
         self.supervisor = supervisor
@@ -148,61 +127,39 @@ class Watcher:
     def _known(self, key: str) -> bool:
         return key in self.supervisor.bots or key in self.hashes
 
-    async def _gone(self, key: str, why: str) -> None:
-        self.hashes.pop(key, None)
-        click.echo(f"{key}: {why}, stopping its bot", err=True)
-        await self.supervisor.stop_bot(key)
-
-    def _keeps(self, key: str) -> str:
-        return "still running the previous version" if key in self.supervisor.bots else "not started: waiting for a fix"
-
     async def handle(self, path: Path) -> None:
+        change = await self.look(path)
+        if change is not None:
+            await self.supervisor.file_changed(change)
+
+    async def look(self, path: Path) -> FileChange | None:
+        """What happened to this file, or None when nothing did (same content, unknown folder)."""
         key = self.key(path)
-        if path.is_dir():  # the file was replaced by a folder: the bot file is gone, like a deletion
-            if self._known(key):
-                await self._gone(key, "is now a folder, not a bot file")
-            return
-        if not path.exists():
-            if self._known(key):
-                await self._gone(key, "deleted")
-            return
+        if path.is_dir() or not path.exists():  # a folder in its place is a deletion of the bot file
+            if not self._known(key):
+                return None
+            self.hashes.pop(key, None)
+            return FileChange(key, gone="is now a folder, not a bot file" if path.is_dir() else "deleted")
         try:
             raw = path.read_bytes()
         except OSError as exc:
             self.hashes.pop(key, None)  # read again on the next change
-            click.echo(f"{key}: cannot read the file ({(exc.strerror or type(exc).__name__).lower()}); "
-                       f"{self._keeps(key)}", err=True)
-            return
+            return FileChange(key, error=f"{key}: cannot read the file "
+                                         f"({(exc.strerror or type(exc).__name__).lower()})")
         try:  # the same digest as BotSpec.text_hash (load_bytes decodes utf-8-sig too)
             digest = text_digest(raw.decode("utf-8-sig"))
         except UnicodeDecodeError:
             digest = hashlib.sha256(raw).hexdigest()
         if self.hashes.get(key) == digest:
-            return
+            return None
         self.hashes[key] = digest
         try:  # in a thread: live calls keep running while a big file is checked
-            spec = await asyncio.wait_for(asyncio.to_thread(_check, raw, key), CHECK_BUDGET)
+            doc, spec = await asyncio.wait_for(asyncio.to_thread(_check, raw, key), CHECK_BUDGET)
         except asyncio.TimeoutError:
-            message = f"{key}: checking took longer than {CHECK_BUDGET:g} s; {self._keeps(key)}"
-            click.echo(message, err=True)
-            self.supervisor.notice(key, "error", message)
-            return
+            return FileChange(key, error=f"{key}: checking took longer than {CHECK_BUDGET:g} s")
         except ConfigError as exc:
-            click.echo(exc.render(), err=True)
-            click.echo(f"{key}: {self._keeps(key)}", err=True)
-            self.supervisor.notice(key, "error", exc.render())
-            return
-        for warning in spec.warnings:
-            click.echo(warning.render(), err=True)
-        bot = self.supervisor.bots.get(key)
-        if bot is None:
-            await self.supervisor.add_spec(key, spec)
-            click.echo(f"{key}: started", err=True)
-            return
-        change = await apply(bot, spec)
-        message = f"reloaded {Path(key).name}: {describe(change)}"
-        logger.info(message)
-        self.supervisor.notice(key, "reload", message)
+            return FileChange(key, error=exc.render())
+        return FileChange(key, spec=spec, doc=doc)
 
 
 async def watch_task(supervisor, *, debounce_ms: int = 1600, step_ms: int = 30) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 from loguru import logger
 
+from runner.host.reload import ReloadHost
 from runner.runtime import logs
 from runner.runtime.bot import BotFatal, BotRuntime
 from runner.connect.endpoint import Server, remote_server, url_for
@@ -23,7 +24,7 @@ from runner.connect.endpoint import Server, remote_server, url_for
 STOP_TIMEOUT = 3.0
 
 
-class Supervisor:
+class Supervisor(ReloadHost):
     def __init__(self, specs, *, once: bool = False, reload: bool = False, files=(), playground: bool = False,
                  port: int = 0, environ=os.environ, folders=()):
         self.specs = list(specs)

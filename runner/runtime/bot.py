@@ -167,6 +167,21 @@ class BotRuntime:
     def swap_spec(self, spec: BotSpec) -> None:
         self.spec = spec
 
+    async def apply(self, spec: BotSpec) -> dict:
+        """Take in a new checked version of the bot file (hot reload); returns what changed.
+
+        on/vars swap in place, live service settings are pushed as frames, anything else
+        rejoins with a new generation; state is kept in every case."""
+        from runner.runtime.changes import diff, push_settings
+        change = diff(self.spec, spec)
+        if change["tier"] == "settings":
+            await push_settings(self, spec, change["settings"])
+        self.swap_spec(spec)
+        if change["tier"] == "generation":
+            self.new_generation()
+        self.dispatcher.fire("reloaded", None, extra={"changes": change["changes"]})
+        return change
+
     def new_generation(self) -> None:
         """Reload changed the transport or pipeline: leave and rejoin with the current spec."""
         gen = self.generation

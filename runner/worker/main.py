@@ -99,25 +99,10 @@ class Worker:
 
 def load_specs(paths) -> tuple[list, list]:
     """Check every bot file -> (specs, problems). Bot names are agent names: unique per worker."""
-    from runner.botfile.check import check_file
-    from runner.botfile.files import expand
-    from runner.botfile.errors import ConfigError, Problem
+    from runner.botfile.files import check_many, expand
     files, problems = expand(list(paths))
-    specs, names = [], {}
-    for path in files:
-        try:
-            spec = check_file(path)
-        except ConfigError as exc:
-            problems += exc.problems
-            continue
-        problems += spec.warnings
-        if spec.name in names:
-            problems.append(Problem(str(path), 1, 1, f"bot name '{spec.name}' is also used by {names[spec.name]}; "
-                                    "the name is the agent name, so it must be unique per worker"))
-            continue
-        names[spec.name] = str(path)
-        specs.append(spec)
-    return specs, sorted(problems)
+    specs, found = check_many(files, unique_names=True)
+    return specs, sorted(problems + found)
 
 
 def run_worker(paths, *, url: str | None = None, auto: bool = False, max_jobs: int = 4,
