@@ -48,6 +48,43 @@ class ActionChecker:
         return tuple(nodes)
 
     def action(self, item, path: tuple) -> ActionNode | None:
+        """One action: which one it is, its body against its schema, its nested lists, its templates."""
+        name = self._identify(item, path)
+        if name is None:
+            return None
+        entry = ACTIONS[name]
+        self._keys_and_needs(name, entry, item, path)
+        raw = item[name]
+        shorthand = bool(entry.shorthand) and not (isinstance(raw, dict) and not _takes_mapping(
+            entry.body["properties"][entry.shorthand]))
+        body = {entry.shorthand: raw} if shorthand else ({} if raw is None else raw)
+        base = path + (name,)
+        if not isinstance(body, dict):
+            self.checker.report(base, f"action '{name}': expected a mapping, got {humanize.describe(raw)}",
+                                "for example: " + ", ".join(entry.example.splitlines()) if entry.example else None)
+            return None
+        conditions = [c for pattern in entry.conditions for c in _expand(body, pattern)]
+        self._validate_body(name, entry, body, base, shorthand, conditions)
+        self._companions(name, entry, item, path)
+        nested = {}
+        for pattern in entry.nested:
+            for concrete in _expand(item, pattern):
+                value = _get(item, concrete)  # not a list: already reported by the schema or companion check
+                nested[concrete] = self.actions(value, path + concrete) if isinstance(value, list) else ()
+        for rel, text in templates.template_strings(raw, skip={c[1:] for c in nested if c[:1] == (name,)}):
+            self.checker.check_template(text, base + rel, self.variables)
+        for concrete in conditions:
+            rel = concrete[1:] if shorthand and concrete[:1] == (entry.shorthand,) else concrete
+            if base + rel not in self.checker.mistakes:
+                self._condition(name, base + rel, rel, _get(body, concrete))
+        compiled = self.checker.compile(body, base)
+        if compiled is None:
+            return None
+        line, col = self.checker.doc.where(path)
+        return ActionNode(name, compiled, MappingProxyType(nested), line, col)
+
+    def _identify(self, item, path: tuple) -> str | None:
+        """The action's name: exactly one registered action key in the item (else a located problem)."""
         report = self.checker.report
         if isinstance(item, str) and item in ACTIONS:
             report(path, f"action '{item}' needs a value", f"write '{item}: {{}}' or see 'lkrun actions'")
@@ -67,8 +104,11 @@ class ActionChecker:
             report(path + (names[1],), f"two actions in one list item: '{names[0]}' and '{names[1]}'",
                    "start each action with its own '- ' (did you forget a dash or indentation?)", key=True)
             return None
-        name = names[0]
-        entry = ACTIONS[name]
+        return names[0]
+
+    def _keys_and_needs(self, name: str, entry, item: dict, path: tuple) -> None:
+        """Keys beside the action key must be its companions; the bot must have what it needs."""
+        report = self.checker.report
         allowed = [name, *entry.companions]
         for key in item:
             if key not in allowed:
@@ -77,26 +117,29 @@ class ActionChecker:
         if entry.needs and entry.needs not in self.checker.capabilities:
             report(path + (name,), f"'{name}' needs {NEEDS_TEXT.get(entry.needs, entry.needs)} in this bot",
                    NEEDS_HINT.get(entry.needs), key=True)
-        raw = item[name]
-        shorthand = bool(entry.shorthand) and not (isinstance(raw, dict) and not _takes_mapping(
-            entry.body["properties"][entry.shorthand]))
-        body = {entry.shorthand: raw} if shorthand else ({} if raw is None else raw)
-        base = path + (name,)
+
+    def _validate_body(self, name: str, entry, body: dict, base: tuple, shorthand: bool, conditions) -> None:
+        """The body against the action's own schema, then the registry's extra check."""
+        report = self.checker.report
         where = f"action '{name}'"
-        if not isinstance(body, dict):
-            report(base, f"{where}: expected a mapping, got {humanize.describe(raw)}",
-                   "for example: " + ", ".join(entry.example.splitlines()) if entry.example else None)
-            return None
         hide = (entry.shorthand,) if shorthand else ()
-        conditions = [c for pattern in entry.conditions for c in _expand(body, pattern)]
         fixed = {c for c in conditions if isinstance(_get(body, c), (bool, int, float))}  # no quote hint for these
         for rel, message, hint, at_key in humanize.validate(entry.body, body, where, hide=hide):
             if rel in fixed:
-                continue  # true, false or a number as a condition: reported below, with its own hint
+                continue  # true, false or a number as a condition: reported with its own hint
             if shorthand and rel[:1] == (entry.shorthand,):
                 rel = rel[1:]
             report(base + rel, message, hint, key=at_key)
-        for key, schema in entry.companions.items():
+        if entry.check:
+            try:
+                entry.check(body, lambda rel, message, hint=None: report(base + rel, message, hint))
+            except (ValueError, TypeError, LookupError) as exc:  # a registry check must never crash validate
+                report(base, f"{where}: {exc}")
+
+    def _companions(self, name: str, entry, item: dict, path: tuple) -> None:
+        """then:/else:/default: are action lists; an else without a then is a mistake."""
+        report = self.checker.report
+        for key in entry.companions:
             if key in item and not isinstance(item[key], list):
                 report(path + (key,), f"'{key}' of '{name}': expected a list of actions, got "
                                       f"{humanize.describe(item[key])}", "start each action with '- '")
@@ -104,28 +147,6 @@ class ActionChecker:
             report(path + ("else",), f"'{name}' has 'else:' but no 'then:'",
                    "add 'then:' with the actions for when the condition is true, or turn the condition "
                    "around ({{ not ... }}) and rename 'else:' to 'then:'", key=True)
-        if entry.check:
-            try:
-                entry.check(body, lambda rel, message, hint=None: report(base + rel, message, hint))
-            except (ValueError, TypeError, LookupError) as exc:  # a registry check must never crash validate
-                report(base, f"{where}: {exc}")
-        nested = {}
-        for pattern in entry.nested:
-            for concrete in _expand(item, pattern):
-                value = _get(item, concrete)  # not a list: already reported by the schema or companion check
-                nested[concrete] = self.actions(value, path + concrete) if isinstance(value, list) else ()
-        for rel, text in templates.template_strings(raw, skip={c[1:] for c in nested if c[:1] == (name,)}):
-            self.checker.check_template(text, base + rel, self.variables)
-        for concrete in conditions:
-            rel = concrete[1:] if shorthand and concrete[:1] == (entry.shorthand,) else concrete
-            if base + rel not in self.checker.mistakes:
-                self._condition(name, base + rel, rel, _get(body, concrete))
-        compiled = self.checker.compile(body, base)
-        if compiled is None:
-            return None
-        line, col = self.checker.doc.where(path)
-        return ActionNode(name, compiled, MappingProxyType(nested), line, col)
-
 
     def _condition(self, name: str, path: tuple, rel: tuple, value) -> None:
         """A condition must be one {{ expression }}: plain text (or text around templates) is always true."""
