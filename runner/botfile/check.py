@@ -85,6 +85,42 @@ class Checker:
         return value if isinstance(value, dict) else {}
 
     def run(self) -> BotSpec:
+        """Every problem in one pass; a BotSpec when there is no error."""
+        raw = self._file_shape()
+        self.mistakes = check_values(self)
+        data = self.env.resolve(raw)
+        self.problems.extend(self.env.problems)
+        for key in ("name", "description"):
+            if key in data and not isinstance(data[key], str):
+                self.report((key,), f"{key}: expected text, got {humanize.describe(data[key])}",
+                            humanize.quote_hint(key, data[key]))
+        name = data.get("name") if isinstance(data.get("name"), str) else Path(self.doc.file).stem
+        livekit, params, session = self._room_settings(data, name)
+        bot_vars = data.get("vars") or {}
+        if not isinstance(bot_vars, dict):
+            self.report(("vars",), "vars: expected a mapping of names to values")
+            bot_vars = {}
+        shape = vars_shape(bot_vars)
+        pipeline = stages.check_pipeline(self, data.get("pipeline"), common_variables(shape))
+        self._audio_defaults(params, pipeline)
+        self.capabilities = {s.kind for s in pipeline} | {
+            c for c, k in (("audio_out", "audio_out_enabled"), ("audio_in", "audio_in_enabled")) if params.get(k)}
+        handlers = self._on(data.get("on"), shape)
+        from runner.botfile.tools import check_tools
+        tools = check_tools(self, data.get("tools"), common_variables(shape))
+        extra = self._registered_sections(data, common_variables(shape))
+        self.problems = [_masked(p, self.env.secrets) for p in self.problems]
+        if any(p.severity == "error" for p in self.problems):
+            raise ConfigError(self.problems)
+        return BotSpec(
+            file=self.doc.file, name=name, description=data.get("description") or "",
+            livekit={**livekit, "identity": livekit.get("identity") or name}, params=params, session=session,
+            pipeline=tuple(pipeline), vars=bot_vars, on=MappingProxyType(handlers), tools=tools,
+            secrets=frozenset(self.env.secrets), warnings=tuple(sorted(self.problems)), raw=data,
+            sections=MappingProxyType(extra), text_hash=text_digest(self.doc.text))
+
+    def _file_shape(self) -> dict:
+        """A mapping with a version this lkrun reads and only known top-level keys."""
         raw = self.doc.data
         if raw is None:
             raise ConfigError(self.doc.problem((), "the file is empty; a bot file needs at least 'version: 1' "
@@ -108,44 +144,17 @@ class Checker:
             if key not in top_level:
                 self.report((key,), f"unknown top-level key '{key}'{did_you_mean(key, top_level)}",
                             None if did_you_mean(key, top_level) else "allowed: " + ", ".join(top_level), key=True)
-        self.mistakes = check_values(self)
-        data = self.env.resolve(raw)
-        self.problems.extend(self.env.problems)
-        for key in ("name", "description"):
-            if key in data and not isinstance(data[key], str):
-                self.report((key,), f"{key}: expected text, got {humanize.describe(data[key])}",
-                            humanize.quote_hint(key, data[key]))
-        name = data.get("name") if isinstance(data.get("name"), str) else Path(self.doc.file).stem
+        return raw
+
+    def _room_settings(self, data: dict, name: str) -> tuple[dict, dict, dict]:
+        """livekit:, params: and session: (none of them may hold templates)."""
         livekit = self.section(data, "livekit", sections.LIVEKIT)
         if data.get("livekit") is None:
             self.report(("livekit",) if "livekit" in data else (), "missing 'livekit:' section (at least 'room:')",
                         f"add 'livekit: {{room: lobby, identity: {name}}}'", key=True)
         params = dict(self.section(self._unsupported_params(data), "params", sections.params_schema()))
         session = {**sections.SESSION_DEFAULTS, **self.section(data, "session", sections.SESSION)}
-        bot_vars = data.get("vars") or {}
-        if not isinstance(bot_vars, dict):
-            self.report(("vars",), "vars: expected a mapping of names to values")
-            bot_vars = {}
-        shape = vars_shape(bot_vars)
-        pipeline = stages.check_pipeline(self, data.get("pipeline"), common_variables(shape))
-        self._audio_defaults(params, pipeline)
-        self.capabilities = {s.kind for s in pipeline} | {
-            c for c, k in (("audio_out", "audio_out_enabled"), ("audio_in", "audio_in_enabled")) if params.get(k)}
-        handlers = self._on(data.get("on"), shape)
-        from runner.botfile.tools import check_tools
-        tools = check_tools(self, data.get("tools"), common_variables(shape))
-        extra = self._registered_sections(data, common_variables(shape))
-        self.problems = [_masked(p, self.env.secrets) for p in self.problems]
-        errors = [p for p in self.problems if p.severity == "error"]
-        if errors:
-            raise ConfigError(self.problems)
-        return BotSpec(
-            file=self.doc.file, name=name, description=data.get("description") or "",
-            livekit={**livekit, "identity": livekit.get("identity") or name}, params=params, session=session,
-            pipeline=tuple(pipeline), vars=bot_vars, on=MappingProxyType(handlers), tools=tools,
-            secrets=frozenset(self.env.secrets), warnings=tuple(sorted(self.problems)), raw=data,
-            sections=MappingProxyType(extra),
-            text_hash=text_digest(self.doc.text))
+        return livekit, params, session
 
     def _registered_sections(self, data: dict, variables: dict) -> dict:
         """Sections added to the registry (not built in): checked against their schema, templates
