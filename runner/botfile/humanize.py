@@ -6,6 +6,7 @@ body is checked against is small and its errors are specific.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import jsonschema
@@ -99,62 +100,94 @@ def humanize(error: jsonschema.ValidationError, where: str,
     ``hide`` is a path prefix left out of field names (an action's shorthand key).
     """
     path = tuple(error.absolute_path)
-    value = error.instance
-    kind = error.validator
     shown = path[len(hide):] if path[:len(hide)] == hide else path
-    label = field_label(where, shown)
-    if kind in ("anyOf", "oneOf"):
-        if _is_template(value):
-            return []
-        branches = [e for e in (error.context or []) if not _is_template_branch(e)]
-        if branches and all(e.validator == "type" for e in branches):
-            wanted = [t for e in branches for t in ([e.validator_value] if isinstance(e.validator_value, str)
-                                                     else e.validator_value)]
-            return [(path, f"{label}: expected {_expected(sorted(set(wanted), key=wanted.index))}, "
-                           f"got {describe(value)}", _type_hint(value, wanted, _key(where, shown)), False)]
-        if branches:
-            best = jsonschema.exceptions.best_match(branches)
-            return humanize(best, where, hide)
-        return [(path, f"{label}: {describe(value)} is not allowed here", None, False)]
-    if _is_template(value) and kind in ("type", "pattern", "enum", "format", "const"):
+    found = _Found(error, where, hide, path, shown, field_label(where, shown))
+    if _is_template(error.instance) and error.validator in ("type", "pattern", "enum", "format", "const"):
         return []  # checked when rendered
-    if kind == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        extras = [k for k in value if k not in error.schema.get("properties", {})]
-        in_what = field_label(where, shown, of=True)
-        none_hint = f"{in_what} takes no keys: write {{}}" if not allowed else None
-        return [(path + (k,), f"unknown key '{k}' in {in_what}{did_you_mean(k, allowed)}",
-                 ("allowed keys: " + ", ".join(allowed)) if allowed and not did_you_mean(k, allowed) else none_hint,
-                 True) for k in extras]
-    if kind == "required":
-        known = error.schema.get("properties", {})
-        typos = {closest(k, known) for k in value if k not in known} if isinstance(value, dict) else set()
-        missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value
-                   and k not in typos]  # a misspelt key is reported once, as unknown
-        return [(path, f"{label}: missing required key '{k}'", None, False) for k in missing]
-    if kind == "type":
-        hint = _type_hint(value, error.validator_value, _key(where, shown))
-        return [(path, f"{label}: expected {_expected(error.validator_value)}, got {describe(value)}", hint, False)]
-    if kind == "enum":
-        options = [str(o) for o in error.validator_value]
-        return [(path, f"{label}: {describe(value)} is not one of: {', '.join(options)}"
-                       f"{_suggest(value, options)}", None, False)]
-    if kind == "const":
-        return [(path, f"{label}: must be {describe(error.validator_value)}", None, False)]
-    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        words = {"minimum": "at least", "exclusiveMinimum": "more than", "maximum": "at most",
-                 "exclusiveMaximum": "less than"}[kind]
-        return [(path, f"{label}: must be {words} {error.validator_value}, got {describe(value)}", None, False)]
-    if kind == "pattern":
-        note = error.schema.get("description")
-        return [(path, f"{label}: {describe(value)} does not have the expected form", note, False)]
-    if kind in ("minItems", "minLength"):
-        return [(path, f"{label}: must not be empty", None, False)]
-    if kind == "maxLength":
-        return [(path, f"{label}: must be at most {error.validator_value} characters long", None, False)]
-    if kind == "format" and error.validator_value == "regex":
-        return [(path, f"{label}: {describe(value)} is not a valid regular expression", None, False)]
-    return [(path, f"{label}: {error.message}", None, False)]
+    explain = _EXPLAIN.get(error.validator)
+    if explain is not None:
+        return explain(found)
+    if error.validator == "format" and error.validator_value == "regex":
+        return found.one(f"{found.label}: {describe(error.instance)} is not a valid regular expression")
+    return found.one(f"{found.label}: {error.message}")
+
+
+@dataclass
+class _Found:
+    """One schema error and how to name where it is."""
+
+    error: jsonschema.ValidationError
+    where: str
+    hide: tuple
+    path: tuple
+    shown: tuple
+    label: str
+
+    @property
+    def value(self):
+        return self.error.instance
+
+    def one(self, message: str, hint: str | None = None) -> list:
+        return [(self.path, message, hint, False)]
+
+
+def _alternatives(f: _Found) -> list:
+    if _is_template(f.value):
+        return []
+    branches = [e for e in (f.error.context or []) if not _is_template_branch(e)]
+    if branches and all(e.validator == "type" for e in branches):
+        wanted = [t for e in branches for t in ([e.validator_value] if isinstance(e.validator_value, str)
+                                                 else e.validator_value)]
+        return f.one(f"{f.label}: expected {_expected(sorted(set(wanted), key=wanted.index))}, "
+                     f"got {describe(f.value)}", _type_hint(f.value, wanted, _key(f.where, f.shown)))
+    if branches:
+        return humanize(jsonschema.exceptions.best_match(branches), f.where, f.hide)
+    return f.one(f"{f.label}: {describe(f.value)} is not allowed here")
+
+
+def _unknown_keys(f: _Found) -> list:
+    allowed = list(f.error.schema.get("properties", {}))
+    extras = [k for k in f.value if k not in f.error.schema.get("properties", {})]
+    in_what = field_label(f.where, f.shown, of=True)
+    none_hint = f"{in_what} takes no keys: write {{}}" if not allowed else None
+    return [(f.path + (k,), f"unknown key '{k}' in {in_what}{did_you_mean(k, allowed)}",
+             ("allowed keys: " + ", ".join(allowed)) if allowed and not did_you_mean(k, allowed) else none_hint,
+             True) for k in extras]
+
+
+def _missing(f: _Found) -> list:
+    known = f.error.schema.get("properties", {})
+    value = f.value
+    typos = {closest(k, known) for k in value if k not in known} if isinstance(value, dict) else set()
+    missing = [k for k in f.error.validator_value if isinstance(value, dict) and k not in value
+               and k not in typos]  # a misspelt key is reported once, as unknown
+    return [(f.path, f"{f.label}: missing required key '{k}'", None, False) for k in missing]
+
+
+def _wrong_type(f: _Found) -> list:
+    hint = _type_hint(f.value, f.error.validator_value, _key(f.where, f.shown))
+    return f.one(f"{f.label}: expected {_expected(f.error.validator_value)}, got {describe(f.value)}", hint)
+
+
+def _not_an_option(f: _Found) -> list:
+    options = [str(o) for o in f.error.validator_value]
+    return f.one(f"{f.label}: {describe(f.value)} is not one of: {', '.join(options)}{_suggest(f.value, options)}")
+
+
+_BOUNDS = {"minimum": "at least", "exclusiveMinimum": "more than", "maximum": "at most", "exclusiveMaximum": "less than"}
+
+_EXPLAIN = {
+    "anyOf": _alternatives, "oneOf": _alternatives, "additionalProperties": _unknown_keys, "required": _missing,
+    "type": _wrong_type, "enum": _not_an_option,
+    "const": lambda f: f.one(f"{f.label}: must be {describe(f.error.validator_value)}"),
+    **{kind: (lambda f: f.one(f"{f.label}: must be {_BOUNDS[f.error.validator]} {f.error.validator_value}, "
+                              f"got {describe(f.value)}")) for kind in _BOUNDS},
+    "pattern": lambda f: f.one(f"{f.label}: {describe(f.value)} does not have the expected form",
+                               f.error.schema.get("description")),
+    "minItems": lambda f: f.one(f"{f.label}: must not be empty"),
+    "minLength": lambda f: f.one(f"{f.label}: must not be empty"),
+    "maxLength": lambda f: f.one(f"{f.label}: must be at most {f.error.validator_value} characters long"),
+}
 
 
 def _key(where: str, shown: tuple) -> str | None:
