@@ -36,6 +36,11 @@ def _parameters(function) -> list:
     return list(inspect.signature(function).parameters.values())[1:]  # without self
 
 
+def _shown(function) -> str:
+    signature = inspect.signature(function)
+    return str(signature.replace(parameters=_parameters(function)))
+
+
 def problems(action: ActionDef, classes=(Effects, *IMPLEMENTATIONS)) -> list[str]:
     """What is wrong between this action's effects and the classes, one line each."""
     found = []
@@ -47,8 +52,8 @@ def problems(action: ActionDef, classes=(Effects, *IMPLEMENTATIONS)) -> list[str
                 found.append(f"{cls.__name__} lacks {name} (used by action '{action.name}')")
             elif wanted is not None and cls is not Effects:
                 if _parameters(method) != _parameters(wanted):
-                    found.append(f"{cls.__name__}.{name}{inspect.signature(method)} differs from "
-                                 f"Effects.{name}{inspect.signature(wanted)}")
+                    found.append(f"{cls.__name__}.{name}{_shown(method)} differs from "
+                                 f"Effects.{name}{_shown(wanted)}")
                 if inspect.iscoroutinefunction(method) != inspect.iscoroutinefunction(wanted):
                     found.append(f"{cls.__name__}.{name} is {'' if inspect.iscoroutinefunction(method) else 'not '}"
                                  f"async, unlike Effects.{name}")

@@ -127,6 +127,36 @@ def test_dotenv_in_the_valid_fixtures_folder(monkeypatch):
     assert spec.identity == "from-environment"
 
 
+def test_dotenv_syntax_the_hand_parser_lacked(tmp_path):
+    """python-dotenv: multi-line quoted values, escapes in double quotes, a quote inside a
+    value, a comment after a quoted value, no ${VAR} expansion inside the file."""
+    (tmp_path / ".env").write_text(
+        'PEM="-----BEGIN KEY-----\nabc\n-----END KEY-----"\n'
+        'ESCAPED="tab\\there"\n'
+        'INNER="say \\"hi\\""\n'
+        "  export   SPACED = 'x' # comment after quotes\n"
+        "LITERAL=${HOME}/x\n")
+    unparsed: list[int] = []
+    values = read_dotenv(tmp_path / ".env", unparsed)
+    assert unparsed == []
+    assert values["PEM"] == "-----BEGIN KEY-----\nabc\n-----END KEY-----"
+    assert values["ESCAPED"] == "tab\there"
+    assert values["INNER"] == 'say "hi"'
+    assert values["SPACED"] == "x"
+    assert values["LITERAL"] == "${HOME}/x"  # taken literally, as before
+
+
+def test_an_unparsable_dotenv_line_is_a_located_warning(tmp_path, capfd):
+    (tmp_path / ".env").write_text("ROOM=lobby\nNOT A STATEMENT\nWHO=bob\n")
+    (tmp_path / "bot.yaml").write_text(bot("{room: '${ROOM}', identity: '${WHO}'}"))
+    spec = check_file(tmp_path / "bot.yaml", environ={})
+    assert (spec.room, spec.identity) == ("lobby", "bob")
+    (warning,) = spec.warnings
+    assert (Path(warning.file).name, warning.line, warning.severity) == (".env", 2, "warning")
+    assert "not KEY=VALUE" in warning.message
+    assert "python-dotenv" not in capfd.readouterr().err  # no bare logging line
+
+
 def test_read_dotenv_ignores_unreadable_files(tmp_path):
     assert read_dotenv(tmp_path / "missing.env") == {}
     (tmp_path / ".env").write_bytes(b"A=\xff\n")

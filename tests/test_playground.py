@@ -254,6 +254,61 @@ async def test_a_taken_port_is_a_clear_error(playground):
         await Playground(StandIn({}), port=pg.port).start()
 
 
+async def _timed_get(pg) -> tuple[int, float]:
+    started = time.monotonic()
+    status, _, _ = await get(pg, "/api/bots")
+    return status, time.monotonic() - started
+
+
+async def test_connections_trickling_their_headers_are_closed(playground, monkeypatch):
+    from runner.playground import server
+    monkeypatch.setattr(server, "HEADER_TIMEOUT", 1.5)
+    pg = await playground({"bots/greeter.yaml": fake_bot()})
+    request = f"GET /api/bots HTTP/1.1\r\nHost: 127.0.0.1:{pg.port}\r\n\r\n".encode()
+
+    async def trickle():
+        reader, writer = await asyncio.open_connection("127.0.0.1", pg.port)
+        started = time.monotonic()
+        try:
+            for byte in request:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                try:  # one byte a second, watching for the server to hang up
+                    if await asyncio.wait_for(reader.read(1024), 1.0) == b"":
+                        return time.monotonic() - started
+                except asyncio.TimeoutError:
+                    continue
+            return None  # never closed: the whole request got through
+        except (ConnectionResetError, BrokenPipeError):
+            return time.monotonic() - started
+        finally:
+            writer.close()
+
+    slow = [asyncio.ensure_future(trickle()) for _ in range(50)]
+    await asyncio.sleep(0.5)
+    status, took = await _timed_get(pg)
+    assert status == 200 and took < 0.5  # the trickling connections do not starve a normal one
+    closed = await asyncio.wait_for(asyncio.gather(*slow), 10)
+    assert all(t is not None and 1.0 < t < 4.0 for t in closed), closed
+    status, took = await _timed_get(pg)
+    assert status == 200 and took < 0.5
+
+
+async def test_connections_over_the_cap_are_answered_503(playground, monkeypatch):
+    from runner.playground import server
+    monkeypatch.setattr(server, "MAX_CONNECTIONS", 5)
+    pg = await playground({})
+    idle = [await asyncio.open_connection("127.0.0.1", pg.port) for _ in range(5)]
+    await asyncio.sleep(0.05)
+    status, body, _ = await get(pg, "/api/bots")
+    assert status == 503 and "too many open connections" in body
+    for _, writer in idle:
+        writer.close()
+    await asyncio.sleep(0.1)
+    status, _, _ = await get(pg, "/api/bots")
+    assert status == 200
+
+
 async def test_trace_listeners_follow_bots_that_come_and_go(playground):
     bot = fake_bot()
     pg = await playground({"bots/greeter.yaml": bot})

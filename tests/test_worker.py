@@ -376,7 +376,7 @@ def test_metrics_are_prometheus_text():
     worker.registrations = []
     worker.metrics.event_run.observe(0.003)
     text = worker.metrics.render(worker)
-    assert "# TYPE lkrun_worker_jobs_running gauge\nlkrun_worker_jobs_running 0\n" in text
+    assert "# TYPE lkrun_worker_jobs_running gauge\nlkrun_worker_jobs_running 0.0\n" in text
     assert 'lkrun_worker_event_run_seconds_bucket{le="0.005"} 1' in text
     assert 'lkrun_worker_event_run_seconds_bucket{le="0.001"} 0' in text
     assert "lkrun_worker_event_run_seconds_count 1" in text

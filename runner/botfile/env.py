@@ -2,16 +2,19 @@
 
 Substitution happens after parsing, so a value that is exactly one reference keeps a
 type (``${RATE:-24000}`` is a number). The process environment wins over a ``.env``
-file beside the bot file. Secret values are collected so every output can mask them.
+file beside the bot file (python-dotenv's syntax). Secret values are collected so every output can mask them.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import re
 from pathlib import Path
 
 import yaml
+from dotenv import dotenv_values
 
 from runner.botfile.errors import Problem
 from runner.botfile.yamlsafe import Document, _StrictResolver
@@ -35,28 +38,45 @@ def is_env_secret_path(path: tuple) -> bool:
     return "headers" in path and path[:1] == ("on",)
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """A small, predictable .env reader: KEY=VALUE, optional 'export', quotes, # comments."""
-    values: dict[str, str] = {}
+DOTENV_MAX_BYTES = 1024 * 1024  # a .env larger than this is not a .env
+
+
+class _Unparsed(logging.Filter):
+    """Collects python-dotenv's "could not parse statement starting at line N" instead of
+    letting it reach stderr as a bare logging line: lkrun reports it as a located warning."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[int] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("python-dotenv could not parse") and record.args:
+            self.lines.append(int(record.args[0]))
+            return False
+        return True
+
+
+def read_dotenv(path: Path, unparsed: list[int] | None = None) -> dict[str, str]:
+    """The .env file's values (python-dotenv's syntax: ``export``, quotes, escapes in double
+    quotes, multi-line quoted values, ``#`` comments), taken literally: no ``${VAR}``
+    expansion inside the file. An unreadable file reads as empty; the line numbers of
+    statements dotenv could not parse are appended to ``unparsed`` (they are skipped)."""
     try:
+        if not path.is_file() or path.stat().st_size > DOTENV_MAX_BYTES:  # never block on a FIFO
+            return {}
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return values
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        if line.startswith("export "):
-            line = line[7:].lstrip()
-        key, _, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        if _NAME.match(key):
-            values[key] = value
-    return values
+        return {}
+    quiet = _Unparsed()
+    dotenv_logger = logging.getLogger("dotenv.main")
+    dotenv_logger.addFilter(quiet)
+    try:
+        found = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    finally:
+        dotenv_logger.removeFilter(quiet)
+    if unparsed is not None:
+        unparsed.extend(quiet.lines)
+    return {key: value for key, value in found.items() if value is not None and _NAME.match(key)}
 
 
 def _typed(text: str):
@@ -86,14 +106,23 @@ class EnvResolver:
                  allow_missing: bool = False):
         self.doc = doc
         self.environ = os.environ if environ is None else environ
+        self.problems: list[Problem] = []
         if dotenv is None:
-            dotenv = read_dotenv(Path(doc.file).resolve().parent / ".env")
+            dotenv = self._read_dotenv(Path(doc.file).parent / ".env")
         self.dotenv = dotenv
         self.allow_missing = allow_missing
-        self.problems: list[Problem] = []
         self.secrets: set[str] = set()
         self.referenced: set[str] = set()
         self.failed: set[tuple] = set()  # paths whose ${VAR} is unset (their empty value is not re-reported)
+
+    def _read_dotenv(self, path: Path) -> dict[str, str]:
+        unparsed: list[int] = []
+        values = read_dotenv(path.resolve(), unparsed)
+        for line in unparsed:
+            self.problems.append(Problem(
+                str(path), line, 1, "this .env line is not KEY=VALUE; it is ignored",
+                "write NAME=value (quote values with spaces: NAME=\"two words\")", severity="warning"))
+        return values
 
     def lookup(self, name: str) -> str | None:
         if name in self.environ:

@@ -11,32 +11,33 @@ Endpoints:
   GET /static/...         the page's files; the bundle is static/dist/playground.js
   GET /api/bots           the running bots: [{id, name, room, identity, file, embedded}]
   GET /api/session?bot=ID {url, token, room, identity, name, bot: {id, name, identity}}
-  GET /api/trace          Server-Sent Events: one JSON object per trace entry or notice
+  GET /api/trace          Server-Sent Events: one JSON object per trace entry or notice (``traces``)
+  GET /metrics            the bots' run metrics in Prometheus text format (``runner.runtime.metrics``)
+
+A connection gets HEADER_TIMEOUT seconds to send its first request and at most
+MAX_CONNECTIONS are open at once (``site.BoundedSite``); idle ones close after KEEPALIVE_TIMEOUT.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import json
 import re
 import secrets as _secrets
-import threading
 import time
-from collections import deque
 from pathlib import Path
 
 from aiohttp import web
 
-from runner.botfile.env import mask
+from runner.playground.site import BoundedSite
+from runner.playground.traces import TraceHub
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
 BUNDLE = STATIC_DIR / "dist" / "playground.js"
 HOST = "127.0.0.1"
-HISTORY = 500  # trace entries and notices a newly opened page receives
-KEEPALIVE = 15.0  # seconds between SSE comments on a quiet stream
-SYNC_INTERVAL = 0.5  # how often new bots' traces are picked up
+HEADER_TIMEOUT = 10.0  # seconds for a new connection's request line and headers
+KEEPALIVE_TIMEOUT = 30.0  # seconds an idle kept-alive connection stays open
+MAX_CONNECTIONS = 64  # open at once; more are answered 503 (a page uses a handful)
 TOKEN_TTL_MINUTES = 60
 PERSON_NAME = "You"
 BUILD_COMMAND = "cd web && npm ci && npm run build"
@@ -76,13 +77,8 @@ class Playground:
         self.static_dir = Path(static_dir)
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
-        self._history: deque = deque(maxlen=HISTORY)
-        self._seq = 0
-        self._clients: set[asyncio.Queue] = set()
-        self._hooked: dict[str, tuple] = {}  # key -> (trace, listener)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: int | None = None
-        self._sync_task: asyncio.Task | None = None
+        self.traces = TraceHub(self._bots_by_key, self._secrets)
+        self._waiting: set = set()  # connections whose first request has not arrived yet (BoundedSite)
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
@@ -95,18 +91,18 @@ class Playground:
 
     async def start(self) -> str:
         """Serve on loopback; returns the page's URL (``http://127.0.0.1:PORT/``)."""
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.get_ident()
         app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
         app.on_response_prepare.append(self._security_headers)
         app.router.add_get("/", self._index)
         app.router.add_get("/api/bots", self._bots)
         app.router.add_get("/api/session", self._session)
-        app.router.add_get("/api/trace", self._trace)
+        app.router.add_get("/api/trace", self.traces.stream)
+        app.router.add_get("/metrics", self._metrics)
         app.router.add_static("/static/", self.static_dir, follow_symlinks=False, show_index=False)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
+                                     keepalive_timeout=KEEPALIVE_TIMEOUT)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.requested_port)
+        site = self._site(self.host, self.requested_port)
         try:
             await site.start()
         except OSError as exc:
@@ -114,25 +110,21 @@ class Playground:
             self._runner = None
             raise PlaygroundError(f"cannot serve the playground on {self.host}:{self.requested_port}: "
                                   f"{exc.strerror or exc}") from None
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = site.sockets[0].getsockname()[1]
         if self.host == HOST:  # the same port on IPv6 loopback too, when the machine has it
             try:
-                await web.TCPSite(self._runner, "::1", self.port).start()
+                await self._site("::1", self.port).start()
             except OSError:
                 pass
-        self._sync()
-        self._sync_task = asyncio.ensure_future(self._sync_loop())
+        self.traces.start()
         return self.url
 
+    def _site(self, host: str, port: int) -> BoundedSite:
+        return BoundedSite(self._runner, host, port, header_timeout=HEADER_TIMEOUT,
+                           max_connections=MAX_CONNECTIONS, waiting=self._waiting)
+
     async def stop(self) -> None:
-        if self._sync_task is not None:
-            self._sync_task.cancel()
-            await asyncio.gather(self._sync_task, return_exceptions=True)
-            self._sync_task = None
-        for key in list(self._hooked):
-            self._unhook(key)
-        for queue in list(self._clients):
-            queue.put_nowait(None)
+        await self.traces.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -141,7 +133,7 @@ class Playground:
     def notice(self, key: str, kind: str, message: str) -> None:
         """A reload or error notice for the bot file `key`; shown in the page's trace panel."""
         bot = self._bots_by_key().get(key)
-        self._publish({"type": "notice", "kind": str(kind), "file": str(key),
+        self.traces.publish({"type": "notice", "kind": str(kind), "file": str(key),
                        "bot": bot.spec.name if bot is not None else None,
                        "message": str(message), "time": time.time()})
 
@@ -149,58 +141,8 @@ class Playground:
     def _bots_by_key(self) -> dict:
         return dict(getattr(self.supervisor, "bots", {}) or {})
 
-    async def _sync_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SYNC_INTERVAL)
-            try:
-                self._sync()
-            except Exception:  # a half-built bot must not stop the playground
-                pass
-
     def _sync(self) -> None:
-        """Hook the trace of every running bot (bots come and go with reloads)."""
-        bots = self._bots_by_key()
-        for key in list(self._hooked):
-            trace = self._hooked[key][0]
-            bot = bots.get(key)
-            if bot is None or getattr(bot, "trace", None) is not trace:
-                self._unhook(key)
-        for key, bot in bots.items():
-            trace = getattr(bot, "trace", None)
-            if trace is None or key in self._hooked:
-                continue
-
-            def listener(entry, key=key):
-                try:
-                    self._publish(self._entry_json(key, entry))
-                except Exception:  # the engine's run must never fail because of the page
-                    pass
-            for entry in list(trace.entries):
-                listener(entry)
-            trace.listeners.append(listener)
-            self._hooked[key] = (trace, listener)
-
-    def _unhook(self, key: str) -> None:
-        trace, listener = self._hooked.pop(key)
-        try:
-            trace.listeners.remove(listener)
-        except ValueError:
-            pass
-
-    @staticmethod
-    def _entry_json(key: str, entry) -> dict:
-        steps = []
-        for step in entry.steps:
-            action, line, value, ms = (list(step) + [None] * 4)[:4]
-            steps.append({"action": action, "line": line, "value": value, "ms": ms})
-        item = {"type": "trace", "file": key, "bot": entry.bot, "time": entry.time, "event": entry.event,
-                "participant": entry.participant, "outcome": entry.outcome, "error": entry.error,
-                "ms": entry.ms, "steps": steps, "note": getattr(entry, "note", None),
-                "dropped": getattr(entry, "dropped", 0)}
-        detail = getattr(entry, "detail", None)  # what triggered the run (a transcript), when recorded
-        if detail is not None:
-            item["detail"] = detail if isinstance(detail, (str, int, float, bool, dict, list)) else str(detail)
-        return item
+        self.traces.sync()
 
     def _secrets(self) -> set:
         found: set = set()
@@ -215,26 +157,13 @@ class Playground:
                 found.add(getattr(server, "api_secret", None))
         return {s for s in found if isinstance(s, str) and len(s) >= 3}
 
-    def _publish(self, item: dict) -> None:
-        """Thread-safe: the trace listeners may be called from any thread."""
-        if self._loop is None or self._loop.is_closed():
-            return
-        if threading.get_ident() != self._thread:
-            self._loop.call_soon_threadsafe(self._publish, item)
-            return
-        self._seq += 1
-        item = _masked(dict(item, seq=self._seq), self._secrets())
-        self._history.append(item)
-        for queue in list(self._clients):
-            if queue.qsize() < 1000:  # a stalled page loses entries, never memory
-                queue.put_nowait(item)
-
     # -- HTTP ----------------------------------------------------------------------------------
     def _allowed_hosts(self) -> set:
         return {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
 
     @web.middleware
     async def _guard(self, request: web.Request, handler):
+        self._waiting.discard(request.protocol)  # its headers came in time (site.BoundedSite)
         if not _is_loopback(request.remote):
             raise web.HTTPForbidden(text="the playground answers only on loopback\n")
         if request.headers.get("Host", "").strip().lower() not in self._allowed_hosts():
@@ -320,37 +249,10 @@ class Playground:
              "bot": {"id": item["id"], "name": spec.name, "identity": spec.identity}},
             headers={"Cache-Control": "no-store"})
 
-    async def _trace(self, request: web.Request) -> web.StreamResponse:
-        self._sync()
-        try:
-            last = int(request.headers.get("Last-Event-ID") or request.query.get("since") or 0)
-        except ValueError:
-            last = 0
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                               "X-Accel-Buffering": "no"})
-        await response.prepare(request)
-        queue: asyncio.Queue = asyncio.Queue()
-        for item in list(self._history):
-            if item["seq"] > last:
-                queue.put_nowait(item)
-        self._clients.add(queue)
-        try:
-            await response.write(b"retry: 1000\n\n")
-            while True:
-                try:
-                    item = await asyncio.wait_for(queue.get(), KEEPALIVE)
-                except asyncio.TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if item is None:
-                    break
-                data = json.dumps(item, separators=(",", ":"), default=str)
-                await response.write(f"id: {item['seq']}\ndata: {data}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            self._clients.discard(queue)
-        return response
+    async def _metrics(self, request: web.Request) -> web.Response:
+        from runner.runtime import metrics
+        return web.Response(body=metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE,
+                                                            "Cache-Control": "no-store"})
 
 
 def _error(status: int, message: str, **extra) -> web.Response:
@@ -373,13 +275,3 @@ def _clean_name(value: str | None) -> str:
     if not value:
         return ""
     return "".join(ch for ch in value if ch.isprintable()).strip()[:40]
-
-
-def _masked(value, secrets: set):
-    if isinstance(value, str):
-        return mask(value, secrets) if secrets else value
-    if isinstance(value, dict):
-        return {k: _masked(v, secrets) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_masked(v, secrets) for v in value]
-    return value

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from runner.runtime.state import SessionState
-from runner.runtime.trace import Trace, TraceEntry
+from runner.runtime.trace import RunOutcome, Trace, TraceEntry
 from runner.botfile.actions import ACTIONS
 from runner.botfile.env import mask
 from runner.botfile.spec import ActionNode, BotSpec
@@ -123,11 +123,11 @@ class Run:
         try:
             await self.run_actions(nodes)
         except ActionFailed as exc:
-            self.trace_entry.outcome = "error"
-            self.trace_entry.error = str(exc)
+            self.trace_entry.outcome = RunOutcome.ERROR
+            self.trace_entry.error, self.trace_entry.message = str(exc), exc.message
             self.trace_entry.action, self.trace_entry.line = exc.node.name, exc.node.line
         except asyncio.CancelledError:
-            self.trace_entry.outcome = "cancelled"
+            self.trace_entry.outcome = RunOutcome.CANCELLED
             raise
         finally:
             self.trace_entry.ms = round((time.perf_counter() - started) * 1000, 2)

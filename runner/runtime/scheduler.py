@@ -19,7 +19,7 @@ from runner.botfile.events import EVENTS
 from runner.botfile.registry import EventDef
 from runner.runtime.engine import Run, event_variables
 from runner.runtime.state import SessionState
-from runner.runtime.trace import Trace, TraceEntry
+from runner.runtime.trace import RunOutcome, Trace, TraceEntry
 
 NO_EVENT = EventDef(name="", doc="", variables={})  # an unregistered name: no special treatment
 
@@ -81,13 +81,15 @@ class DropCounter:
         self._publish: asyncio.TimerHandle | None = None
 
     def add(self, event: str, participant: str | None, why: str) -> None:
+        from runner.runtime import metrics
+        metrics.run_dropped(self.bot_name)
         self.total += 1
         who = participant or "(no sender)"
         self.pending[who] = self.pending.get(who, 0) + 1
         entry = self.entries.get((event, participant))
         if entry is None:
             entry = self.entries[(event, participant)] = TraceEntry(
-                time.time(), self.bot_name, event, participant, outcome="dropped")
+                time.time(), self.bot_name, event, participant, outcome=RunOutcome.DROPPED)
         entry.dropped += 1
         entry.error = f"{entry.dropped} '{event}' run{'s' if entry.dropped > 1 else ''} dropped: {why}"
         if self._publish is None:
@@ -246,11 +248,13 @@ class Dispatcher:
                   self.participants_for(event, participant), bot.trace)
         run.trace_entry.note = note
         entry = await run.execute(nodes)
+        from runner.runtime import metrics
+        metrics.run_finished(bot.spec.name, event, entry.outcome, entry.ms / 1000)
         # lazy: formatting every trace for a disabled debug level was a measurable part of a run
         logger.opt(lazy=True).debug("[{}] {} ({}) {} in {} ms: {}", lambda: bot.spec.name, lambda: event,
                                     lambda: participant or "-", lambda: entry.outcome, lambda: entry.ms,
                                     lambda: entry.steps)
-        if entry.error and entry.outcome == "error":
+        if entry.outcome is RunOutcome.ERROR:
             logger.error(entry.error)
             if event != "error":
                 self.fire("error", None, extra={"error": {

@@ -34,7 +34,7 @@ def register_tools(llm, bot) -> None:
                 await params.result_callback({"error": "the caller left"})
                 return
             if entry.error:
-                await params.result_callback({"error": entry.error.split("error in action", 1)[-1].strip()})
+                await params.result_callback({"error": f"{entry.action}: {entry.message}"})
                 return
             try:
                 context = {**run.context(), "args": args}

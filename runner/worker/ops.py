@@ -1,81 +1,92 @@
 """What an operator watches: Prometheus metrics, a loopback health endpoint, JSON logs.
 
-Why no prometheus_client: it would be a new dependency for four metric types' worth of
-text format. The HTTP server binds 127.0.0.1 by default because /metrics and /healthz
-reveal room names and load; expose them through a scraper on the same host or a proxy.
+Metrics are prometheus_client's: each Worker has its own CollectorRegistry (tests run
+several in one process). Counters are plain ints the pool bumps, and gauges are read from
+the worker, both when scraped; the bots' run metrics (``runner.runtime.metrics``) are
+appended. The HTTP server binds 127.0.0.1 by default because /metrics and /healthz reveal
+room names and load; expose them through a scraper on the same host or a proxy.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import sys
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from runner.runtime import metrics as run_metrics
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class Histogram:
-    def __init__(self, buckets=LATENCY_BUCKETS):
-        self.buckets = tuple(buckets)
-        self.counts = [0] * (len(self.buckets) + 1)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sum += value
-        self.count += 1
-
-    def lines(self, name: str) -> list[str]:
-        out, total = [], 0
-        for bound, n in zip(self.buckets, self.counts):
-            total += n
-            out.append(f'{name}_bucket{{le="{bound:g}"}} {total}')
-        out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        return out + [f"{name}_sum {self.sum:.6f}", f"{name}_count {self.count}"]
+JOIN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Metrics:
-    """Counters the pool bumps; gauges are read from the worker when scraped."""
+    """Counters the pool bumps (``metrics.accepted += 1``), two histograms it observes; the
+    gauges are read from the worker given to ``render`` when scraped."""
 
     def __init__(self):
         self.accepted = 0
         self.declined = 0
         self.succeeded = 0
         self.failed = 0
-        self.event_run = Histogram()
-        self.join = Histogram((0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0))
+        self.worker = None  # set by render(): the gauges' source
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.event_run = Histogram("lkrun_worker_event_run_seconds", "Time to run one event's actions.",
+                                   buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.join = Histogram("lkrun_worker_job_join_seconds", "Job assignment -> bot in the room.",
+                              buckets=JOIN_BUCKETS, registry=self.registry)
+        self.registry.register(_WorkerCollector(self))
+        self.registry.register(_RunMetrics())
 
     def render(self, worker) -> str:
+        self.worker = worker
+        return generate_latest(self.registry).decode("utf-8")
+
+
+class _WorkerCollector:
+    """The counters and gauges, read at scrape time."""
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def describe(self):
+        return []  # names are only known per scrape; nothing else in the registry uses them
+
+    def collect(self):
+        m = self.metrics
+        for name, text, value in (
+                ("lkrun_worker_jobs_accepted", "Jobs assigned to this worker.", m.accepted),
+                ("lkrun_worker_jobs_declined", "Job offers answered 'not available'.", m.declined),
+                ("lkrun_worker_jobs_succeeded", "Jobs that ended normally.", m.succeeded),
+                ("lkrun_worker_jobs_failed", "Jobs that failed (reported JS_FAILED).", m.failed)):
+            yield CounterMetricFamily(name, text, value=value)
+        worker = m.worker
+        if worker is None:
+            return
         pool = worker.pool
-        rows = [
-            ("lkrun_worker_jobs_running", "gauge", "Jobs whose bot is running now.", len(pool.jobs)),
-            ("lkrun_worker_jobs_accepted_total", "counter", "Jobs assigned to this worker.", self.accepted),
-            ("lkrun_worker_jobs_declined_total", "counter", "Job offers answered 'not available'.", self.declined),
-            ("lkrun_worker_jobs_succeeded_total", "counter", "Jobs that ended normally.", self.succeeded),
-            ("lkrun_worker_jobs_failed_total", "counter", "Jobs that failed (reported JS_FAILED).", self.failed),
-            ("lkrun_worker_load", "gauge", "Load reported to LiveKit (target_load x used / max).", pool.load()),
-            ("lkrun_worker_max_jobs", "gauge", "Capacity (--max-jobs).", pool.max_jobs),
-            ("lkrun_worker_draining", "gauge", "1 while draining after SIGTERM.", int(pool.draining)),
-        ]
-        out = []
-        for name, kind, text, value in rows:
-            out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value:g}"]
-        out += ["# HELP lkrun_worker_registered 1 while registered with LiveKit, per agent name.",
-                "# TYPE lkrun_worker_registered gauge"]
+        for name, text, value in (
+                ("lkrun_worker_jobs_running", "Jobs whose bot is running now.", len(pool.jobs)),
+                ("lkrun_worker_load", "Load reported to LiveKit (target_load x used / max).", pool.load()),
+                ("lkrun_worker_max_jobs", "Capacity (--max-jobs).", pool.max_jobs),
+                ("lkrun_worker_draining", "1 while draining after SIGTERM.", int(pool.draining))):
+            yield GaugeMetricFamily(name, text, value=value)
+        registered = GaugeMetricFamily("lkrun_worker_registered",
+                                       "1 while registered with LiveKit, per agent name.", labels=["agent_name"])
         for reg in worker.registrations:
-            out.append(f'lkrun_worker_registered{{agent_name="{_label(reg.agent_name)}"}} {int(reg.registered)}')
-        for name, hist, text in (
-                ("lkrun_worker_event_run_seconds", self.event_run, "Time to run one event's actions."),
-                ("lkrun_worker_job_join_seconds", self.join, "Job assignment -> bot in the room.")):
-            out += [f"# HELP {name} {text}", f"# TYPE {name} histogram", *hist.lines(name)]
-        return "\n".join(out) + "\n"
+            registered.add_metric([reg.agent_name], int(reg.registered))
+        yield registered
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _RunMetrics:
+    """The bots' run metrics of this process (jobs run in-process; see docs/worker.md)."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        return run_metrics.REGISTRY.collect()
 
 
 def health(worker) -> tuple[int, dict]:
@@ -96,8 +107,8 @@ async def serve(worker, host: str, port: int) -> web.AppRunner:
         return web.json_response(body, status=status)
 
     async def metrics(_request):
-        return web.Response(text=worker.metrics.render(worker), content_type="text/plain", charset="utf-8",
-                            headers={"X-Content-Type-Options": "nosniff"})
+        return web.Response(body=worker.metrics.render(worker).encode("utf-8"),
+                            headers={"Content-Type": run_metrics.CONTENT_TYPE, "X-Content-Type-Options": "nosniff"})
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
