@@ -184,3 +184,7 @@ async def _http(run, body):
                                                 ["digits"]), shorthand="digits", example='dtmf: "123#"')
 async def _dtmf(run, body):
     await run.effects.dtmf(str(body["digits"]))
+
+
+# more actions, one module per family (each registers with @action above)
+from runner.botfile import actions_call, actions_control, actions_wait  # noqa: E402,F401

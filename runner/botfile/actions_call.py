@@ -1,0 +1,3 @@
+"""Actions: call (registered into runner.botfile.actions.ACTIONS when actions is imported)."""
+
+from __future__ import annotations
