@@ -137,10 +137,9 @@ async def test_single_mode_drops_runs_while_one_is_running(make):
     assert [c[1] for c in bot.effects.calls] == ["start a", "end a", "start c", "end c"]
 
 
-def test_rate_limiter_allows_a_burst_then_the_rate(monkeypatch):
+def test_rate_limiter_allows_a_burst_then_the_rate():
     now = [100.0]
-    monkeypatch.setattr("runner.runtime.scheduler.time.monotonic", lambda: now[0])
-    limiter = RateLimiter(per_second=10, burst=20)
+    limiter = RateLimiter(per_second=10, burst=20, clock=lambda: now[0])
     assert sum(limiter.allow("alice") for _ in range(50)) == 20
     assert limiter.allow("bob")  # buckets are per participant
     now[0] += 0.5  # half a second refills five runs

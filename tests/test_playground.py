@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 from livekit import api
 
+from runner.host.reload import ReloadHost
 from runner.runtime.trace import Trace, TraceEntry
 from runner.playground import Playground
 from runner.playground.server import BUILD_COMMAND, PlaygroundError
@@ -32,7 +33,7 @@ WEB = ROOT / "web"
 SECRET = "sk-playground-test-0123456789"
 
 
-class StandIn:
+class StandIn(ReloadHost):
     """The part of the Supervisor the playground and the reload watcher use."""
 
     def __init__(self, bots: dict):

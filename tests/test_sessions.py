@@ -190,3 +190,17 @@ async def test_an_llm_that_refuses_the_key_is_an_error_not_a_rejoin(run_bot, peo
         assert bot.generations == 1 and not task.done()  # still in the room, never rejoined
     finally:
         await runner.cleanup()
+
+
+async def test_a_huge_chat_message_is_cut_off_while_it_is_read(run_bot, people, room_name):
+    """lk.chat streams are read chunk by chunk up to 64 KiB, never whole into memory first."""
+    chatty = FIRST.replace("data_received:", "chat_received:\n    - send: {to: \"{{ participant.id }}\", "
+                           "data: \"chat of {{ text | length }}\"}\n  data_received:")
+    bot, _ = await run_bot(chatty.replace("ROOM", room_name))
+    eli = await people(room_name, "eli")
+    await seen_by(bot, eli)
+    await eli.room.local_participant.send_text("x" * 200_000, topic="lk.chat")
+    await eli.room.local_participant.send_text("short", topic="lk.chat")
+    assert await eli.next_data(10, sender="answerer") == "chat of 5"  # the huge one never became a run
+    await eli.send("ping")
+    assert await eli.next_data(10, sender="answerer") == "answer for eli: ping"

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from runner.botfile import humanize, sections, stages, templates
 from runner.botfile.check_actions import NEEDS_HINT, NEEDS_TEXT, ActionChecker
 from runner.botfile.check_mistakes import check_values, mask_all
+from runner.botfile.check_scripts import check_scripts, prepare_scripts
 from runner.botfile.env import EnvResolver
 from runner.botfile.errors import ConfigError, Problem, did_you_mean
 from runner.botfile.events import EVENTS, MODES, common_variables, variables_for, where_available
@@ -105,10 +106,12 @@ class Checker:
         self._audio_defaults(params, pipeline)
         self.capabilities = {s.kind for s in pipeline} | {
             c for c, k in (("audio_out", "audio_out_enabled"), ("audio_in", "audio_in_enabled")) if params.get(k)}
+        prepare_scripts(self, data.get("scripts"))  # run: anywhere names them
         handlers = self._on(data.get("on"), shape)
         from runner.botfile.tools import check_tools
         tools = check_tools(self, data.get("tools"), common_variables(shape))
         extra = self._registered_sections(data, common_variables(shape))
+        scripts = check_scripts(self, data.get("scripts"), common_variables(shape))
         self.problems = [_masked(p, self.env.secrets) for p in self.problems]
         if any(p.severity == "error" for p in self.problems):
             raise ConfigError(self.problems)
@@ -117,7 +120,7 @@ class Checker:
             livekit={**livekit, "identity": livekit.get("identity") or name}, params=params, session=session,
             pipeline=tuple(pipeline), vars=bot_vars, on=MappingProxyType(handlers), tools=tools,
             secrets=frozenset(self.env.secrets), warnings=tuple(sorted(self.problems)), raw=data,
-            sections=MappingProxyType(extra), text_hash=text_digest(self.doc.text))
+            sections=MappingProxyType(extra), scripts=scripts, text_hash=text_digest(self.doc.text))
 
     def _file_shape(self) -> dict:
         """A mapping with a version this lkrun reads and only known top-level keys."""

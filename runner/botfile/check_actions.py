@@ -9,6 +9,7 @@ from jinja2 import nodes
 
 from runner.botfile import humanize, templates
 from runner.botfile.actions import ACTIONS
+from runner.botfile.actions_control import CONTINUE, EXACTLY_ONE, RESERVED, SCOPED
 from runner.botfile.errors import did_you_mean
 from runner.botfile.spec import ActionNode
 
@@ -24,13 +25,29 @@ NEEDS_HINT = {
 }
 
 
-class ActionChecker:
-    """Walks one event's action lists; reports through the owning Checker."""
+# actions that act in the room (beside those with `needs`, which all do): not under an after_leaving event
+NEEDS_ROOM = {"say", "send", "chat", "play", "mute", "unmute", "set_metadata", "dtmf", "interrupt", "llm", "end",
+              "wait_for", "collect_digits", "transfer", "hangup", "hold", "sip_transfer", "sip_dtmf"}
 
-    def __init__(self, checker, variables: dict, event: str):
+
+class ActionChecker:
+    """Walks one event's action lists; reports through the owning Checker.
+
+    ``variables`` are the event's; ``local`` the run-local names known so far (a script's fields,
+    then each ``variables:`` entry, for the actions after it); ``script`` the script being checked."""
+
+    def __init__(self, checker, variables: dict, event: str, *, local: dict | None = None,
+                 script: str | None = None):
         self.checker = checker
         self.variables = variables
         self.event = event
+        self.local = dict(local or {})
+        self.script = script
+        self.inner: dict = {}  # loop variables of the repeats being checked
+        checker.elsewhere.setdefault("repeat", "only in the actions of a repeat")
+
+    def scope(self, extra: dict | None = None) -> dict:
+        return {**self.variables, **self.local, **self.inner, **(extra or {})}
 
     def actions(self, items, path: tuple) -> tuple:
         if items is None:
@@ -66,13 +83,22 @@ class ActionChecker:
         conditions = [c for pattern in entry.conditions for c in _expand(body, pattern)]
         self._validate_body(name, entry, body, base, shorthand, conditions)
         self._companions(name, entry, item, path)
-        nested = {}
+        extra, sees = SCOPED.get(name, ({}, ()))
+        nested, outer = {}, self.inner
+        self.inner = {**outer, **extra}
         for pattern in entry.nested:
             for concrete in _expand(item, pattern):
                 value = _get(item, concrete)  # not a list: already reported by the schema or companion check
                 nested[concrete] = self.actions(value, path + concrete) if isinstance(value, list) else ()
-        for rel, text in templates.template_strings(raw, skip={c[1:] for c in nested if c[:1] == (name,)}):
-            self.checker.check_template(text, base + rel, self.variables)
+        self.inner = outer
+        if name == "variables":
+            self._variables(body, base)
+        elif name == "run":
+            from runner.botfile.check_scripts import check_run
+            check_run(self, body, base, shorthand)
+        skip = {c[1:] for c in nested if c[:1] == (name,)} | ({()} if name == "variables" else set())
+        for rel, text in templates.template_strings(raw, skip=skip):
+            self.checker.check_template(text, base + rel, self.scope(extra if rel and rel[0] in sees else None))
         for concrete in conditions:
             rel = concrete[1:] if shorthand and concrete[:1] == (entry.shorthand,) else concrete
             if base + rel not in self.checker.mistakes:
@@ -81,7 +107,22 @@ class ActionChecker:
         if compiled is None:
             return None
         line, col = self.checker.doc.where(path)
-        return ActionNode(name, compiled, MappingProxyType(nested), line, col)
+        return ActionNode(name, compiled, MappingProxyType(nested), line, col, item.get(CONTINUE) is True)
+
+    def _variables(self, body: dict, base: tuple) -> None:
+        """`variables:` values are rendered in order (each sees those before it); names never hide
+        a built-in variable; later actions of the run see them."""
+        reserved = set(self.variables) | set(RESERVED)
+        for key, value in body.items():
+            if not isinstance(key, str):
+                continue
+            if key in reserved and key not in self.local:
+                self.checker.report(base + (key,), f"'{key}' is already a variable here: a 'variables' entry "
+                                                   f"cannot hide it", f"choose another name, e.g. my_{key}", key=True)
+                continue
+            for rel, text in templates.template_strings(value):
+                self.checker.check_template(text, base + (key,) + rel, self.scope())
+            self.local[key] = templates.LEAF
 
     def _identify(self, item, path: tuple) -> str | None:
         """The action's name: exactly one registered action key in the item (else a located problem)."""
@@ -109,7 +150,11 @@ class ActionChecker:
     def _keys_and_needs(self, name: str, entry, item: dict, path: tuple) -> None:
         """Keys beside the action key must be its companions; the bot must have what it needs."""
         report = self.checker.report
-        allowed = [name, *entry.companions]
+        allowed = [name, *entry.companions, CONTINUE]
+        if CONTINUE in item and not isinstance(item[CONTINUE], bool):
+            report(path + (CONTINUE,), f"'{CONTINUE}' of '{name}': expected true or false, got "
+                                       f"{humanize.describe(item[CONTINUE])}",
+                   "write continue_on_error: true (go on after a failure) or leave it out")
         for key in item:
             if key not in allowed:
                 report(path + (key,), f"unknown key '{key}' in action '{name}'{did_you_mean(key, allowed)}",
@@ -117,6 +162,17 @@ class ActionChecker:
         if entry.needs and entry.needs not in self.checker.capabilities:
             report(path + (name,), f"'{name}' needs {NEEDS_TEXT.get(entry.needs, entry.needs)} in this bot",
                    NEEDS_HINT.get(entry.needs), key=True)
+        self._after_leaving(name, entry, path)
+
+    # -- events that run after the bot has left the room (EventDef.after_leaving: session_ended) --
+    def _after_leaving(self, name: str, entry, path: tuple) -> None:
+        from runner.botfile.events import EVENTS
+        event = EVENTS.get(self.event)
+        if event is not None and event.after_leaving and (entry.needs or name in NEEDS_ROOM):
+            self.checker.report(path + (name,), f"'{name}' cannot run under '{self.event}': the bot has already "
+                                                "left the room",
+                                "use actions that need no room here (http, log, set, if), e.g. "
+                                "http: {url: ..., method: POST, json: \"{{ session.summary }}\"}", key=True)
 
     def _validate_body(self, name: str, entry, body: dict, base: tuple, shorthand: bool, conditions) -> None:
         """The body against the action's own schema, then the registry's extra check."""
@@ -130,11 +186,25 @@ class ActionChecker:
             if shorthand and rel[:1] == (entry.shorthand,):
                 rel = rel[1:]
             report(base + rel, message, hint, key=at_key)
+        keys = entry.body.get(EXACTLY_ONE)
+        if keys:
+            self._exactly_one(name, keys, body, base)
         if entry.check:
             try:
                 entry.check(body, lambda rel, message, hint=None: report(base + rel, message, hint))
             except (ValueError, TypeError, LookupError) as exc:  # a registry check must never crash validate
                 report(base, f"{where}: {exc}")
+
+    def _exactly_one(self, name: str, keys: list, body: dict, base: tuple) -> None:
+        given = [key for key in body if key in keys]
+        options = ", ".join(f"{key}:" for key in keys)
+        if not given:
+            self.checker.report(base, f"action '{name}' needs one of {options}",
+                                f"for example: {ACTIONS[name].example}" if ACTIONS[name].example else None)
+        for key in given[1:]:
+            self.checker.report(base + (key,), f"action '{name}' takes only one of {options} and this one "
+                                               f"already has '{given[0]}:'", f"keep one of '{given[0]}:' and "
+                                                                              f"'{key}:'", key=True)
 
     def _companions(self, name: str, entry, item: dict, path: tuple) -> None:
         """then:/else:/default: are action lists; an else without a then is a mistake."""
@@ -203,7 +273,7 @@ def _expand(item, pattern: tuple):
             node = _get(item, prefix)
             if key == "*":
                 if isinstance(node, list):
-                    next_paths.extend(prefix + (i,) for i, v in enumerate(node) if isinstance(v, dict))
+                    next_paths.extend(prefix + (i,) for i, v in enumerate(node) if isinstance(v, (dict, list)))
             elif isinstance(node, dict) and key in node:
                 next_paths.append(prefix + (key,))
         paths = next_paths

@@ -7,7 +7,10 @@ from runner.botfile.templates import LEAF
 
 EVENTS: Registry[EventDef] = Registry("event")
 
-PARTICIPANT = {"participant": {"id": LEAF, "name": LEAF, "metadata": LEAF, "state": LEAF}}
+# kind: standard, sip, agent, ingress, egress, connector or bridge (LiveKit's participant kind);
+# attributes: the participant's LiveKit attributes (a phone caller's sip.phoneNumber, sip.callStatus, ...)
+PARTICIPANT = {"participant": {"id": LEAF, "name": LEAF, "metadata": LEAF, "kind": LEAF, "attributes": LEAF,
+                               "state": LEAF}}
 
 COMMON_DOC = {
     "bot": "name, identity, room",
@@ -17,6 +20,7 @@ COMMON_DOC = {
     "now": "the current time (ISO 8601, UTC)",
     "event": "name",
     "results": "responses saved by `http` (save_as) earlier in this run",
+    "wait": "what the last wait_for of this run saw: event, participant, text, digit, message, timed_out",
 }
 
 
@@ -29,6 +33,8 @@ def common_variables(vars_shape: dict) -> dict:
         "now": LEAF,
         "event": {"name": LEAF},
         "results": LEAF,
+        "wait": {"event": LEAF, "participant": LEAF, "text": LEAF, "digit": LEAF, "message": LEAF,
+                 "timed_out": LEAF},
     }
 
 
@@ -72,6 +78,8 @@ _lk("call_state_updated", "never fired by LiveKit (accepted for compatibility)",
     warning="LiveKit never fires call_state_updated; these actions will not run")
 _event("chat_received", "a chat message arrived (LiveKit text stream on topic lk.chat)",
        {**PARTICIPANT, "text": LEAF}, per_participant=True, untrusted=True, activity=True)
+_event("participant_attributes_changed", "a participant's LiveKit attributes changed (changed: the new values; "
+       "a phone caller's sip.callStatus)", {**PARTICIPANT, "changed": LEAF}, per_participant=True, untrusted=True)
 _event("pipeline_started", "the bot's pipeline started (once per generation)")
 _event("idle", "nobody spoke for a while: steps escalate (after: seconds), speech resets them",
        kind="triggers", trigger={
@@ -95,6 +103,10 @@ _event("timer", "a timer fired (every: seconds repeats, after: seconds once per 
 _event("reloaded", "this bot file was edited and the new version is live", {"changes": LEAF})
 _event("error", "an action or stage failed (the run that failed has stopped)",
        {"error": {"message": LEAF, "event": LEAF, "action": LEAF, "line": LEAF, "file": LEAF}})
+_event("session_ended", "the session is over and the bot has left the room (its record is written): "
+       "post it to a webhook with http",
+       {"session": {"id": LEAF, "transcript": LEAF, "summary": LEAF, "record": LEAF, "audio": LEAF,
+                    "state": LEAF}}, after_leaving=True)
 
 MODES = ("queued", "parallel", "restart", "single")
 

@@ -10,6 +10,13 @@ from runner.botfile.errors import ConfigError, Problem
 
 
 BOT_SUFFIXES = (".yaml", ".yml")
+TEST_SUFFIXES = (".test.yaml", ".test.yml")  # conversation tests beside the bots (lkrun test)
+
+
+def is_bot_file(path: Path) -> bool:
+    """A *.yaml in a bots folder, but not a test file (NAME.test.yaml) nor a hidden/temp file."""
+    name = path.name
+    return path.suffix in BOT_SUFFIXES and not name.endswith(TEST_SUFFIXES) and not name.startswith(".")
 
 
 def expand(paths: list[str]) -> tuple[list[Path], list[Problem]]:
@@ -18,7 +25,7 @@ def expand(paths: list[str]) -> tuple[list[Path], list[Problem]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in BOT_SUFFIXES and p.is_file())
+            found = sorted(p for p in path.iterdir() if is_bot_file(p) and p.is_file())
             if not found:
                 problems.append(Problem(raw, 1, 1, "no .yaml bot files in this folder", severity="warning"))
             files.extend(found)

@@ -53,6 +53,8 @@ class EventDef:
     bot_speech: bool = False  # the bot spoke: idle's quiet time restarts, its steps do not
     once: str | None = None  # "participant": once per identity per session; "session": once per session
     leave: bool = False  # the person left: their runs stop; this event's runs see the room without them
+    # runs after the bot has left the room (session_ended): actions that need the room are errors there
+    after_leaving: bool = False
     # the raw transport hook's arguments (after the transport) -> (participant, variables); None = (pid, {})
     from_args: Callable | None = None
 
@@ -69,6 +71,15 @@ class SectionDef:
     live: bool = False  # reload swaps it in place; otherwise an edit rejoins with a new generation
     templates: bool = False  # may hold {{ }} templates (with the common variables)
     builtin: bool = False
+
+
+class StopRun(Exception):
+    """Raised by an action's run function to end its run quietly (a `stop`, a wait that timed
+    out): not a failure, no `error` event; the reason goes to the trace."""
+
+    def __init__(self, reason: str = ""):
+        self.reason = reason
+        super().__init__(reason)
 
 
 T = TypeVar("T")

@@ -13,6 +13,7 @@ import sys
 
 from runner.botfile import catalog, sections
 from runner.botfile.actions import ACTIONS
+from runner.botfile.actions_control import CONTINUE, EXACTLY_ONE
 from runner.botfile.events import EVENTS, MODES
 from runner.botfile.registry import TEMPLATE
 from runner.botfile.stages import KINDS, PYTHON_SCHEMA, types_for
@@ -20,20 +21,27 @@ from runner.botfile.stages import KINDS, PYTHON_SCHEMA, types_for
 SCHEMA_ID = "https://lkrun.dev/schemas/bot.schema.json"
 
 
+CONTINUE_SCHEMA = {"type": "boolean", "description": "true: a failure of this action is logged and the run goes on"}
+
+
 def _action_schema(entry) -> dict:
     body = copy.deepcopy(entry.body)
+    keys = body.pop(EXACTLY_ONE, None)
+    if keys:
+        body["oneOf"] = [{"required": [key]} for key in keys]
     if entry.shorthand:
         value = {"anyOf": [body["properties"][entry.shorthand], body]}
     else:
         value = {"anyOf": [body, {"type": "null"}]}
     properties = {entry.name: {**value, "description": entry.doc}}
     properties.update(copy.deepcopy(entry.companions))
+    properties[CONTINUE] = CONTINUE_SCHEMA
     return {"type": "object", "additionalProperties": False, "required": [entry.name], "properties": properties}
 
 
 def _action_item() -> dict:
     names = ACTIONS.names()
-    keys = sorted({k for entry in ACTIONS for k in (entry.name, *entry.companions)})
+    keys = sorted({k for entry in ACTIONS for k in (entry.name, *entry.companions)} | {CONTINUE})
     return {
         "type": "object", "minProperties": 1, "propertyNames": {"enum": keys},
         "allOf": [{"if": {"required": [n]}, "then": {"$ref": f"#/$defs/actions/{n}"}} for n in names],
@@ -108,6 +116,14 @@ def _tools_schema() -> dict:
     return schema
 
 
+def _scripts_schema() -> dict:
+    from runner.botfile.check_scripts import SCHEMA
+    schema = copy.deepcopy(SCHEMA)
+    schema["additionalProperties"]["properties"]["do"]["items"] = {"$ref": "#/$defs/action"}
+    schema["description"] = sections.SECTIONS["scripts"].doc
+    return schema
+
+
 def build() -> dict:
     stage_types = {t: _without_meta(catalog.stage_body_schema(t)) for t in catalog.stage_types()}
     stage_types["python"] = PYTHON_SCHEMA
@@ -151,6 +167,7 @@ def _build(stage_types: dict, livekit: dict) -> dict:
             "tools": _tools_schema(),
             "on": {"type": "object", "additionalProperties": False, "description": sections.SECTIONS["on"].doc,
                    "properties": {e.name: _event_schema(e) for e in EVENTS}},
+            "scripts": _scripts_schema(),
             **{entry.name: {**copy.deepcopy(entry.schema or {}), "description": entry.doc}
                for entry in sections.SECTIONS if not entry.builtin},
         },

@@ -28,6 +28,7 @@ _builtin("pipeline", "the stages in the order audio flows: vad, stt, llm, tts")
 _builtin("vars", "constants for templates ({{ vars.NAME }})", live=True)
 _builtin("tools", "LLM function calls whose handlers are action lists")
 _builtin("on", "events -> actions", live=True)
+_builtin("scripts", "named action lists that the run action starts, with fields as inputs", live=True)
 
 
 def top_level_doc() -> dict[str, str]:
@@ -70,6 +71,10 @@ LIVEKIT = {
         "api_key": {"type": "string", "description": "secret: only ${VAR} (default LIVEKIT_API_KEY)"},
         "api_secret": {"type": "string", "description": "secret: only ${VAR} (default LIVEKIT_API_SECRET)"},
         "token": {"type": "string", "description": "secret: a ready-made join token, only ${VAR}"},
+        "kind": {"enum": ["standard", "agent"], "default": "standard",
+                 "description": "participant kind of the bot's token in run mode: agent makes LiveKit's "
+                                "front ends treat it as the voice assistant, but LiveKit closes a room whose "
+                                "only participant is an agent (the default, standard, keeps an empty room open)"},
     },
 }
 
@@ -84,6 +89,27 @@ SESSION_DEFAULTS = {
     "metrics": False,
     "rate_limit": 10,
     "rate_burst": 50,
+    "transcripts": True,
+    "record": None,
+    "record_audio": False,
+}
+
+RECORD = {
+    "anyOf": [
+        {"type": "string", "minLength": 1, "description": "the folder for session records"},
+        {"type": "object", "additionalProperties": False, "required": ["dir"], "properties": {
+            "dir": {"type": "string", "minLength": 1,
+                    "description": "the folder for session records (relative: to the bot file's folder)"},
+            "keep_days": {"type": "number", "exclusiveMinimum": 0,
+                          "description": "delete this bot's records older than this many days"},
+            "max_files": {"type": "integer", "minimum": 1,
+                          "description": "keep at most this many of this bot's records (the newest)"},
+            "redact": {"type": "array", "items": {"type": "string", "format": "regex"},
+                       "description": "regular expressions: matching text is blanked in records and in "
+                                      "session_ended's variables (card numbers, dates of birth)"}}},
+        {"type": "null"},
+    ],
+    "description": "write one JSON record per session into this folder (see schemas/record.schema.json)",
 }
 
 SESSION = {
@@ -108,6 +134,13 @@ SESSION = {
         "rate_burst": {"type": "integer", "minimum": 1, "default": 50,
                        "description": "runs a participant may send at once above rate_limit (a UI sending a "
                                       "burst of messages never hits the limit)"},
+        "transcripts": {"type": "boolean", "default": True,
+                        "description": "publish both sides' transcripts on lk.transcription and the bot's "
+                                       "lk.agent.state attribute, as LiveKit Agents does (bots with audio)"},
+        "record": RECORD,
+        "record_audio": {"type": "boolean", "default": False,
+                         "description": "with record: also write the call's audio as a stereo WAV beside the "
+                                        "record (caller left, bot right)"},
     },
 }
 

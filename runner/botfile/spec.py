@@ -16,6 +16,7 @@ class ActionNode:
     nested: MappingProxyType  # path tuple -> tuple[ActionNode, ...]
     line: int
     col: int
+    continue_on_error: bool = False  # `continue_on_error: true` beside the action: a failure is logged, the run goes on
 
     def branch(self, *path) -> tuple:
         return self.nested.get(tuple(path), ())
@@ -54,6 +55,25 @@ class ToolSpec:
 
 
 @dataclass(frozen=True)
+class ScriptField:
+    """One input of a script: `with:` gives it, else its default (a compiled value), else null."""
+
+    description: str = ""
+    required: bool = False
+    default: object = None
+
+
+@dataclass(frozen=True)
+class ScriptSpec:
+    """A named action list from `scripts:`, started by the `run` action with its fields as variables."""
+
+    actions: tuple  # ActionNode
+    fields: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # name -> ScriptField
+    description: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class StageSpec:
     kind: str  # vad | stt | llm | tts
     type: str
@@ -77,6 +97,7 @@ class BotSpec:
     warnings: tuple = ()
     raw: dict = field(default_factory=dict, repr=False, compare=False)  # resolved data, for reload diffs
     sections: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # registered sections
+    scripts: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # name -> ScriptSpec
     text_hash: str = ""
 
     @property

@@ -6,11 +6,12 @@ from __future__ import annotations
 def describe_events() -> str:
     from runner.botfile.events import COMMON_DOC, EVENTS
     lines = ["Events (under on:). Every event has: " + ", ".join(f"{k} ({v})" for k, v in COMMON_DOC.items()), ""]
+    width = max(len(name) for name in EVENTS.names()) + 2
     for event in EVENTS:
         extra = ", ".join(_flatten(event.variables)) or "-"
         form = " [triggers]" if event.kind == "triggers" else ""
         needs = f" (needs {event.needs})" if event.needs else ""
-        lines.append(f"  {event.name:26}{event.doc}{form}{needs}\n  {'':26}variables: {extra}")
+        lines.append(f"  {event.name:{width}}{event.doc}{form}{needs}\n  {'':{width}}variables: {extra}")
     return "\n".join(lines)
 
 
@@ -24,11 +25,12 @@ def _flatten(shape: dict, prefix: str = "") -> list[str]:
 def describe_actions() -> str:
     from runner.botfile.actions import ACTIONS
     lines = ["Actions (in an event's list, one per '- '):", ""]
+    width = max(len(name) for name in ACTIONS.names()) + 2
     for entry in ACTIONS:
         fields = ", ".join(entry.body.get("properties", {}))
         needs = f" (needs {entry.needs})" if entry.needs else ""
-        lines.append(f"  {entry.name:13}{entry.doc}{needs}\n  {'':13}fields: {fields or '-'}"
-                     f"\n  {'':13}e.g. {entry.example.splitlines()[0] if entry.example else ''}")
+        lines.append(f"  {entry.name:{width}}{entry.doc}{needs}\n  {'':{width}}fields: {fields or '-'}"
+                     f"\n  {'':{width}}e.g. {entry.example.splitlines()[0] if entry.example else ''}")
     return "\n".join(lines)
 
 

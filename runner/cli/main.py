@@ -29,6 +29,7 @@ def main():
     lkrun bots/greeter.yaml          run a bot (embedded dev server when no LIVEKIT_URL)
     lkrun validate bots/             check bot files, compiler-style errors
     lkrun simulate BOT EVENT         run an event's actions without a room
+    lkrun test bots/                 run the bots' conversation tests (*.test.yaml) offline
     lkrun worker bots/ --max-jobs 8   take rooms from LiveKit's agent dispatch (many machines)
     lkrun dispatch BOT --room R       send a bot into a room through the workers
     """
@@ -105,6 +106,20 @@ def simulate(bot, event, participant, name, text, data, digit, assignments, othe
                           assignments=assignments, others=[o.strip() for o in others.split(",") if o.strip()],
                           room_state=room_state, participant_state=participant_state,
                           allow_missing_env=allow_missing_env))
+
+
+@main.command("test", epilog="""\b
+Examples:
+  lkrun test bots/ examples/              every *.test.yaml in these folders
+  lkrun test bots/greeter.yaml            a bot file runs its greeter.test.yaml
+  lkrun test bots/ --junit report.xml     JUnit XML for CI""")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--junit", "junit_file", type=click.Path(), default=None, help="Also write a JUnit XML report here.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def test_command(paths, junit_file, fmt):
+    """Run conversation tests (*.test.yaml) offline; exit 1 on a failure, 2 on a test-file error."""
+    from runner.cli.test import test_cli
+    sys.exit(test_cli(list(paths), junit_file=junit_file, fmt=fmt))
 
 
 @main.command()

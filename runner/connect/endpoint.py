@@ -25,7 +25,8 @@ class Server:
         secret = spec.livekit.get("api_secret") or self.api_secret
         key, secret = resolve_credentials(key, secret)
         return bot_token(key, secret, room=spec.room, identity=spec.identity, name=spec.livekit.get("name"),
-                         metadata=spec.livekit.get("metadata"), ttl_minutes=TOKEN_TTL_MINUTES)
+                         metadata=spec.livekit.get("metadata"), ttl_minutes=TOKEN_TTL_MINUTES,
+                         kind=spec.livekit.get("kind"))
 
 
 def url_for(spec, environ=os.environ) -> str | None:

@@ -33,14 +33,19 @@ def _grants(room: str) -> api.VideoGrants:
     )
 
 
+KINDS = ("standard", "agent")  # participant kinds a bot may ask for (livekit: {kind: ...})
+
+
 def _mint(api_key: str, api_secret: str, *, room: str, identity: str, name: str | None,
-          metadata: str | None, ttl_minutes: float) -> str:
+          metadata: str | None, ttl_minutes: float, kind: str = "standard") -> str:
     if not room or not identity:
         raise ValueError("a join token needs both a room and an identity")
+    if kind not in KINDS:
+        raise ValueError(f"participant kind must be one of {', '.join(KINDS)}, not {kind!r}")
     token = (
         api.AccessToken(api_key, api_secret)
         .with_identity(identity)
-        .with_kind("standard")
+        .with_kind(kind)
         .with_grants(_grants(room))
         .with_ttl(datetime.timedelta(minutes=ttl_minutes))
     )
@@ -53,11 +58,13 @@ def _mint(api_key: str, api_secret: str, *, room: str, identity: str, name: str 
 
 def bot_token(api_key: str, api_secret: str, *, room: str, identity: str,
               name: str | None = None, metadata: str | None = None,
-              ttl_minutes: float = 15) -> str:
-    """The run-mode bot's token: a standard participant (not an agent), so it keeps an
-    empty room open while it waits for people."""
+              ttl_minutes: float = 15, kind: str | None = None) -> str:
+    """The run-mode bot's token: by default a standard participant (not an agent), so it keeps
+    an empty room open while it waits for people. ``kind="agent"`` (``livekit: {kind: agent}``)
+    makes LiveKit's front ends find it as the voice assistant, at the price that LiveKit closes
+    a room whose only participant is an agent (the bot then rejoins a new, empty room)."""
     return _mint(api_key, api_secret, room=room, identity=identity, name=name,
-                 metadata=metadata, ttl_minutes=ttl_minutes)
+                 metadata=metadata, ttl_minutes=ttl_minutes, kind=kind or "standard")
 
 
 def person_token(api_key: str, api_secret: str, *, room: str, identity: str,

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 from loguru import logger
 
-from runner.botfile.files import BOT_SUFFIXES
+from runner.botfile.files import is_bot_file
 from runner.botfile.errors import ConfigError
 from runner.botfile.yamlsafe import text_digest
 
@@ -113,7 +113,7 @@ class Watcher:
         self.bot_folders = {_resolve(Path(d)) for d in supervisor.folders}  # folder mode: any new file
 
     def tracked(self, path: Path) -> bool:
-        if path.suffix not in BOT_SUFFIXES or path.name.startswith("."):
+        if not is_bot_file(path):
             return False
         resolved = _resolve(path)
         return str(resolved) in self.supervisor.file_keys or resolved.parent in self.bot_folders

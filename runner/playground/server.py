@@ -13,6 +13,7 @@ Endpoints:
   GET /api/session?bot=ID {url, token, room, identity, name, bot: {id, name, identity}}
   GET /api/trace          Server-Sent Events: one JSON object per trace entry or notice (``traces``)
   GET /metrics            the bots' run metrics in Prometheus text format (``runner.runtime.metrics``)
+  /api/schema, /api/file, /api/check, /api/save, /api/keep, /api/draft: the editor (``editor``)
 
 A connection gets HEADER_TIMEOUT seconds to send its first request and at most
 MAX_CONNECTIONS are open at once (``site.BoundedSite``); idle ones close after KEEPALIVE_TIMEOUT.
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from runner.playground.editor import Editor
 from runner.playground.site import BoundedSite
 from runner.playground.traces import TraceHub
 
@@ -98,6 +100,7 @@ class Playground:
         app.router.add_get("/api/session", self._session)
         app.router.add_get("/api/trace", self.traces.stream)
         app.router.add_get("/metrics", self._metrics)
+        Editor(self.supervisor, self._listing, self._secrets).register(app)
         app.router.add_static("/static/", self.static_dir, follow_symlinks=False, show_index=False)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
                                      keepalive_timeout=KEEPALIVE_TIMEOUT)

@@ -11,6 +11,7 @@ import time
 
 from loguru import logger
 
+from runner.runtime import records
 from runner.runtime.scheduler import Dispatcher
 from runner.runtime.effects import LiveEffects
 from runner.runtime.state import SessionState
@@ -59,16 +60,25 @@ class BotRuntime:
     async def run(self, *, fatal_first_connect: bool = False) -> str:
         """Keep the bot in its room until stopped. Returns why it finished."""
         failures = 0
+        older: list[Generation] = []  # recent generations: their connections are this bot's own
         while not self.stopping:
+            for old in [g for g in older if g.holds_identity()]:  # none may join over the next one
+                await old.release(timeout=5.0)
             self.generations += 1
             gen = Generation(self, self.generations)
             self.generation = gen
+            older = [*older[-7:], gen]
             try:
                 outcome = await gen.run()
             finally:
                 self.generation = None
+                gen.abandoned = True  # a connect of its that lands later leaves at once
             if self.stopping or outcome.kind == "stopped":
                 return "stopped"
+            await gen.release()
+            if outcome.kind == "duplicate" and await gen.replaced_by_own(older):
+                logger.warning(f"[{self.name}] an older connection of this bot took its place; rejoining")
+                outcome.kind, outcome.message = "lost", "replaced by its own older connection"
             if outcome.kind == "build_failed":  # a stage cannot start here: retrying will not help
                 raise BotFatal(outcome.message)
             if outcome.kind == "connect_failed":
@@ -131,10 +141,12 @@ class BotRuntime:
         self.state.prune_carried(present)
         self.connected_once = True
         self.in_room.set()
+        records.session_connected(self)  # the session's record starts (or follows the new room)
 
     async def _end_session_state(self) -> None:
         await self.dispatcher.stop()
         self._cancel_session_tasks()
+        await records.session_ended(self)  # write the record, fire session_ended (the bot has left)
         self.state.reset(carried=self._carry)
         self._carry = set()
 
@@ -163,6 +175,7 @@ class BotRuntime:
                     await asyncio.wait_for(asyncio.shield(gen._finish_task), timeout=2.5)
                 except (asyncio.TimeoutError, Exception):
                     pass
+            gen.release_soon()  # a connect still in flight, or a leave pipecat got stuck in
 
     def swap_spec(self, spec: BotSpec) -> None:
         self.spec = spec

@@ -1,10 +1,4 @@
-"""What actions do: the ``Effects`` protocol, and LiveEffects for a live room.
-
-An action's run function (``botfile/actions.py``) touches the world only through
-``run.effects``, which is one of: ``LiveEffects`` (the room), ``simulate.PrintEffects``
-(``lkrun simulate``) or a test double built on ``NullEffects``. ``Effects`` lists what
-each must provide; ``tests/test_effects_protocol.py`` checks every registered action
-against all of them.
+"""What actions do in a live room (``LiveEffects``); the protocol they follow is ``effects_api``.
 
 Data, chat and metadata go through the LiveKit room directly (not pipecat's
 ``send_message``, which drops failures silently) so a failure stops the run and fires
@@ -16,11 +10,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from loguru import logger
 
+from runner.runtime.effects_api import Effects, NullEffects  # noqa: F401  (their home; re-exported)
 from runner.runtime.engine import encode_packet
 
 MAX_HTTP_BODY = 1024 * 1024
@@ -70,101 +64,6 @@ async def set_audio_subscribed(room, participant: str, subscribed: bool) -> None
                    f"{participant}'s audio")
 
 
-@runtime_checkable
-class Effects(Protocol):
-    """What an action may do to the world. Any failure raises: the run stops and ``error`` fires."""
-
-    async def say(self, text: str) -> None:
-        """Speak ``text`` through the tts stage (queued after speech already queued)."""
-
-    async def play(self, path: Path) -> None:
-        """Play an audio file; ``path`` is already resolved inside the bot's folder."""
-
-    async def send(self, data: str | dict, to: list[str] | None, after_speech: bool) -> None:
-        """Publish a data message (text or JSON object) to these identities (None: everyone)."""
-
-    async def chat(self, text: str, to: list[str] | None) -> None:
-        """Send a chat message on the lk.chat text stream to these identities (None: everyone)."""
-
-    async def llm(self, messages: list[dict], run: bool) -> None:
-        """Append ``{role, content}`` messages to the LLM context; ``run``: generate a reply now."""
-
-    async def interrupt(self) -> None:
-        """Stop the bot's current speech."""
-
-    async def end(self, now: bool, hangup: bool = False) -> None:
-        """End the session after queued speech (or ``now``); ``hangup`` deletes the room."""
-
-    async def mute(self, participant: str, muted: bool) -> None:
-        """Stop (``muted``) or resume receiving this participant's audio."""
-
-    async def set_metadata(self, metadata: str) -> None:
-        """Set the bot's own participant metadata."""
-
-    async def wait(self, seconds: float) -> None:
-        """Pause this run (0 to 3600 seconds, checked by the action)."""
-
-    def state_changed(self, scope: str, participant: str | None, values: dict) -> None:
-        """``set`` stored these (masked) values in ``scope`` (room or participant); not awaited."""
-
-    async def log(self, message: str, level: str) -> None:
-        """Write ``message`` to lkrun's log at ``level`` (debug, info, warning, error)."""
-
-    async def http(self, url: str, method: str, body: dict | None, headers: dict,
-                   timeout: float) -> dict:
-        """One request; returns ``{status, json, text}`` or raises ValueError with a short reason."""
-
-    async def dtmf(self, digits: str) -> None:
-        """Send these keypad tones (0-9, *, #, A-D)."""
-
-
-class NullEffects:
-    """Effects that do nothing: the base of test doubles, so a new effect is never missing from one."""
-
-    async def say(self, text: str) -> None:
-        pass
-
-    async def play(self, path: Path) -> None:
-        pass
-
-    async def send(self, data: str | dict, to: list[str] | None, after_speech: bool) -> None:
-        pass
-
-    async def chat(self, text: str, to: list[str] | None) -> None:
-        pass
-
-    async def llm(self, messages: list[dict], run: bool) -> None:
-        pass
-
-    async def interrupt(self) -> None:
-        pass
-
-    async def end(self, now: bool, hangup: bool = False) -> None:
-        pass
-
-    async def mute(self, participant: str, muted: bool) -> None:
-        pass
-
-    async def set_metadata(self, metadata: str) -> None:
-        pass
-
-    async def wait(self, seconds: float) -> None:
-        pass
-
-    def state_changed(self, scope: str, participant: str | None, values: dict) -> None:
-        pass
-
-    async def log(self, message: str, level: str) -> None:
-        pass
-
-    async def http(self, url: str, method: str, body: dict | None, headers: dict,
-                   timeout: float) -> dict:
-        return {"status": 0, "json": None, "text": ""}
-
-    async def dtmf(self, digits: str) -> None:
-        pass
-
-
 class LiveEffects:
     """Effects in the live room of the bot's current generation."""
 
@@ -180,6 +79,7 @@ class LiveEffects:
 
     async def say(self, text: str) -> None:
         from pipecat.frames.frames import TTSSpeakFrame
+        self.bot.dispatcher.waits.speech.queued()
         await self.gen.worker.queue_frame(TTSSpeakFrame(text))
 
     async def play(self, path: Path) -> None:
@@ -229,6 +129,9 @@ class LiveEffects:
     async def wait(self, seconds: float) -> None:
         import asyncio
         await asyncio.sleep(seconds)
+
+    async def speech_finished(self) -> None:
+        await self.bot.dispatcher.waits.speech.finished()
 
     def state_changed(self, scope: str, participant: str | None, values: dict) -> None:
         """`set` ran (the live room has nothing to show; simulate and tests print or record it)."""
@@ -280,3 +183,73 @@ class LiveEffects:
         from pipecat.frames.frames import OutputDTMFUrgentFrame
         for digit in digits:
             await self.gen.worker.queue_frame(OutputDTMFUrgentFrame(button=KeypadEntry(digit)))
+
+    # -- call control: one livekit.api call each, with the bot's API key and secret ---------------
+    async def dial(self, number: str, trunk: str, identity: str | None, name: str | None,
+                   wait_until_answered: bool, timeout: float | None) -> dict:
+        from livekit import api
+        request = api.CreateSIPParticipantRequest(
+            sip_trunk_id=trunk, sip_call_to=number, room_name=self.bot.spec.room,
+            participant_identity=identity or "", participant_name=name or "",
+            wait_until_answered=wait_until_answered)
+        if timeout is not None:
+            request.ringing_timeout.seconds = int(timeout)
+        info = await server_call(self.bot, "dial", lambda lkapi: lkapi.sip.create_sip_participant(request))
+        return {"identity": info.participant_identity, "participant_id": info.participant_id,
+                "sip_call_id": info.sip_call_id, "room": info.room_name}
+
+    async def transfer(self, participant: str, to: str, play_dialtone: bool) -> None:
+        from livekit import api
+        request = api.TransferSIPParticipantRequest(room_name=self.bot.spec.room, participant_identity=participant,
+                                                    transfer_to=to, play_dialtone=play_dialtone)
+        await server_call(self.bot, "transfer", lambda lkapi: lkapi.sip.transfer_sip_participant(request))
+
+    async def hangup(self, participant: str) -> None:
+        from livekit import api
+        request = api.RoomParticipantIdentity(room=self.bot.spec.room, identity=participant)
+        await server_call(self.bot, "hangup", lambda lkapi: lkapi.room.remove_participant(request))
+
+
+NO_SIP = "sip not connected"  # livekit-server's answer when it has no SIP service
+
+
+async def server_call(bot, what: str, call):
+    """One livekit.api call with the bot's API key and secret (``call(lkapi)`` -> awaitable).
+
+    Every failure becomes one ValueError with LiveKit's own message (the run stops and
+    ``error`` fires): no SIP trunk, no SIP service, permission denied, a wrong key."""
+    import asyncio
+
+    import aiohttp
+    from livekit import api
+
+    from runner.connect.probe import http_url
+    server = bot.server
+    key = bot.spec.livekit.get("api_key") or server.api_key
+    secret = bot.spec.livekit.get("api_secret") or server.api_secret
+    if not (key and secret):
+        raise ValueError(f"{what} needs the LiveKit API key and secret (a token is not enough)")
+    try:
+        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+            return await call(lkapi)
+    except api.TwirpError as exc:
+        raise ValueError(f"{what}: {livekit_said(exc)}") from None
+    except asyncio.TimeoutError:
+        raise ValueError(f"{what}: LiveKit did not answer in time") from None
+    except aiohttp.ClientError as exc:
+        raise ValueError(f"{what}: cannot reach LiveKit at {http_url(server.url)}: {type(exc).__name__}: {exc}") \
+            from None
+
+
+def livekit_said(exc) -> str:
+    """A TwirpError as one line: LiveKit's message, its code, and what it means when that is not obvious."""
+    message = (exc.message or "").strip()
+    message = message.removeprefix("twirp error unknown: ")  # livekit-server's wrapper, not its message
+    status = getattr(exc, "status", None)
+    if not message:
+        message = {401: "the API key or secret was not accepted", 403: "permission denied"}.get(
+            status, f"an error without a message (HTTP {status})")
+    said = f"LiveKit answered: {message} ({exc.code})"
+    if NO_SIP in message:
+        said += "; this LiveKit server has no SIP service (LiveKit Cloud has one; a self-hosted server needs livekit-sip)"
+    return said

@@ -7,6 +7,7 @@ The same engine runs in a live room (``bot.LiveEffects``) and in ``lkrun simulat
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as _dt
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from runner.runtime.state import SessionState
 from runner.runtime.trace import RunOutcome, Trace, TraceEntry
 from runner.botfile.actions import ACTIONS
+from runner.botfile.actions_control import RENDERS_ITSELF
+from runner.botfile.registry import StopRun
 from runner.botfile.env import mask
 from runner.botfile.spec import ActionNode, BotSpec
 from runner.botfile.templates import TemplateError, render_value
@@ -51,6 +54,19 @@ def _mask_tree(value, secrets):
     return value
 
 
+class Frame:
+    """What one line of a run's execution has to itself: the action running, the repeats it is in
+    (innermost last) and the run-local variables (a script's own; parallel branches share them)."""
+
+    __slots__ = ("node", "loops", "scope")
+
+    def __init__(self, node=None, loops=(), scope=None):
+        self.node, self.loops, self.scope = node, loops, {} if scope is None else scope
+
+
+_BRANCH: contextvars.ContextVar = contextvars.ContextVar("lkrun_branch", default=None)  # (run, Frame)
+
+
 class Run:
     """One event run: renders each action against the current state and executes it."""
 
@@ -61,7 +77,10 @@ class Run:
         self.participant = participant
         self.participants = list(participants)
         self.results: dict = {}
-        self.node: ActionNode | None = None
+        self.wait: dict = {}
+        self.waits = None  # the scheduler's Waits (wait_for, collect_digits); None in simulate
+        self._frame = Frame()
+        self.iterations = 0  # repeat iterations so far (all repeats of the run together)
         self.trace_entry = TraceEntry(time.time(), spec.name, event, participant)
         self.trace = trace
         self.now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")  # one clock per run
@@ -75,12 +94,35 @@ class Run:
             "now": self.now,
             "event": {"name": self.event},
             "results": dict(self.results),
+            "wait": self.wait,  # what the last wait_for saw (event, text, digit, message, timed_out)
         }
         context.update(self.event_variables)
+        frame = self.frame
+        context.update(frame.scope)  # `variables` and a script's fields (they never shadow the above)
+        if frame.loops:
+            context["repeat"] = frame.loops[-1]
         if "participant" in context and self.participant is not None:
             context["participant"] = {**context["participant"],
                                       "state": dict(self.state.participant(self.participant))}
         return context
+
+    @property
+    def frame(self) -> Frame:
+        branch = _BRANCH.get()
+        return branch[1] if branch is not None and branch[0] is self else self._frame
+
+    @property
+    def node(self) -> ActionNode | None:
+        return self.frame.node
+
+    @node.setter
+    def node(self, node: ActionNode | None) -> None:
+        self.frame.node = node
+
+    def branch_off(self) -> None:
+        """First thing in a parallel branch's task: its own current action and loops from here on."""
+        frame = self.frame
+        _BRANCH.set((self, Frame(frame.node, frame.loops, frame.scope)))
 
     async def run_actions(self, nodes) -> None:
         for node in nodes:
@@ -98,30 +140,53 @@ class Run:
         step = self.trace_entry.steps[-1]
         step[2] = {**(step[2] or {}), **self.masked(values)}
 
+    def mark(self, **values) -> None:
+        """A trace line of the current action of its own (a repeat's iteration, a parallel branch)."""
+        self.trace_entry.steps.append([self.node.name, self.node.line, self.masked(values), 0.0])
+
     async def run_action(self, node: ActionNode) -> None:
         previous, self.node = self.node, node
         started = time.perf_counter()
         entry = ACTIONS[node.name]
-        lazy = bool(entry.conditions)  # if/choose: the run function renders the condition it evaluates
-        body = node.body if lazy else self.render(node.body, node)
-        self.trace_entry.steps.append([node.name, node.line, {} if lazy else self.masked(body), 0.0])
-        step = self.trace_entry.steps[-1]
+        # if/choose/repeat/...: the run function renders what it evaluates, when it does
+        lazy = bool(entry.conditions) or node.name in RENDERS_ITSELF
+        step = None
         try:
+            body = node.body if lazy else self.render(node.body, node)
+            step = [node.name, node.line, {} if lazy else self.masked(body), 0.0]
+            self.trace_entry.steps.append(step)
             await entry.run(self, body)
-        except ActionFailed:
+        except StopRun:
             raise
         except Exception as exc:  # an action's failure stops only this run
-            message = mask(str(exc) or type(exc).__name__, self.spec.secrets)
-            raise ActionFailed(node, message, self.spec.file) from None
+            failed = exc if isinstance(exc, ActionFailed) else ActionFailed(
+                node, mask(str(exc) or type(exc).__name__, self.spec.secrets), self.spec.file)
+            if not node.continue_on_error:
+                raise failed from None
+            await self._continued(node, failed, step)
         finally:
-            step[3] = round((time.perf_counter() - started) * 1000, 2)
+            if step is not None:
+                step[3] = round((time.perf_counter() - started) * 1000, 2)
             self.node = previous
+
+    async def _continued(self, node: ActionNode, failed: ActionFailed, step) -> None:
+        """continue_on_error: the failure goes to the trace and the log, and the run goes on."""
+        if step is None:
+            step = [node.name, node.line, {}, 0.0]
+            self.trace_entry.steps.append(step)
+        step[2] = {**(step[2] or {}), "error": str(failed), "continued": True}
+        try:
+            await self.effects.log(f"{failed} (continue_on_error: the run goes on)", "warning")
+        except Exception:  # noqa: BLE001 - the log line is a courtesy; the run must go on
+            pass
 
     async def execute(self, nodes) -> TraceEntry:
         """Run a handler's actions; failures are recorded, never raised."""
         started = time.perf_counter()
         try:
             await self.run_actions(nodes)
+        except StopRun as exc:  # a quiet end: `stop`, or a wait that timed out
+            self.trace_entry.note = exc.reason or None
         except ActionFailed as exc:
             self.trace_entry.outcome = RunOutcome.ERROR
             self.trace_entry.error, self.trace_entry.message = str(exc), exc.message
@@ -235,14 +300,15 @@ def parse_message(payload: bytes | str) -> tuple[str, dict]:
     return text, parsed if isinstance(parsed, dict) else {}
 
 
-def event_variables(event: str, participant: str | None = None, *, name=None, metadata=None,
-                    payload=None, message=None, text=None, digit=None, groups=None, extra=None) -> dict:
+def event_variables(event: str, participant: str | None = None, *, name=None, metadata=None, kind=None,
+                    attributes=None, payload=None, message=None, text=None, digit=None, groups=None, extra=None) -> dict:
     """The event-specific template variables (the registry declares them, and missing ones read as null)."""
     from runner.botfile.events import EVENTS
     entry = EVENTS.get(event)
     variables: dict = {}
     if participant is not None or (entry is not None and entry.per_participant):
-        variables["participant"] = {"id": participant, "name": name, "metadata": metadata}
+        variables["participant"] = {"id": participant, "name": name, "metadata": metadata, "kind": kind,
+                                    "attributes": dict(attributes or {})}
     if payload is not None:
         variables["data"], parsed = parse_message(payload)
         variables["message"] = parsed

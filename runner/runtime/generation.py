@@ -7,6 +7,7 @@ change the transport build a new generation; state lives on the BotRuntime.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 from loguru import logger
@@ -20,6 +21,11 @@ RECONNECT_GRACE = 6.0
 # A cancelled pipeline whose transport is stuck inside the SDK must not keep the bot out
 # of its room: after this long the generation is abandoned.
 STOP_GRACE = 3.0
+# The SDK cannot stop a connect it has started: on an unreachable server it goes on retrying
+# for ~32 s and may then join with the bot's identity. A new generation waits this long for
+# an abandoned one's connect to land (it is then disconnected at once) before joining anyway.
+RELEASE_GRACE = 45.0
+DISCONNECT_GRACE = 5.0
 
 
 @dataclass
@@ -57,6 +63,109 @@ class Generation:
         self._finish_task: asyncio.Task | None = None
         self._runner_task: asyncio.Task | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        # the room's own connections (participant SIDs), kept after the generation ends: a
+        # DUPLICATE_IDENTITY from one of them is lkrun's own doing, not another client's
+        self.sids: set[str] = set()
+        self.abandoned = False  # run() is over: whatever this generation's room still does is unwanted
+        self.landed_late: float | None = None  # when a connect landed after it was given up
+        self._rtc = None  # pipecat's rtc.Room, kept past run() until release() has closed it
+        self._connect_task: asyncio.Task | None = None
+        self._orphaned = False  # pipecat stopped waiting for a connect the SDK still runs
+        self._release_task: asyncio.Task | None = None
+
+    def _own_room(self, room) -> None:
+        """Keep pipecat's rtc.Room and run each of its connects to the end (see _connect)."""
+        self._rtc = room
+        original = room.connect
+
+        async def connect(*args, **kwargs):
+            task = self._connect_task = asyncio.ensure_future(self._connect(room, original, args, kwargs))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # pipecat's setup timeout or a stop cancelled the connect: the SDK's goes on
+                self._orphaned = True
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    asyncio.ensure_future(self._drop(room))
+                raise
+
+        room.connect = connect
+
+    async def _connect(self, room, original, args, kwargs) -> None:
+        """One SDK connect, never cut off halfway. A cancelled ``Room.connect`` leaves the SDK
+        connecting with nobody to take the room it makes: it joins with the bot's identity,
+        replaces the next generation's connection (DUPLICATE_IDENTITY) and, unclaimed, brings
+        the process down ("timed out waiting for ReadyForRoomEventRequest")."""
+        await original(*args, **kwargs)
+        self._remember_sid(room)
+        if self.abandoned or self._orphaned:
+            self.landed_late = time.monotonic()
+            logger.info(f"[{self.bot.spec.name}] an abandoned connection attempt (generation {self.number}) "
+                        "joined after all; leaving with it")
+            await self._drop(room)
+
+    def _remember_sid(self, room) -> None:
+        try:
+            sid = room.local_participant.sid
+        except Exception:  # not connected (yet)
+            return
+        if sid:
+            self.sids.add(sid)
+
+    async def _drop(self, room) -> None:
+        """Disconnect a room nobody uses any more, without a word to the dispatcher."""
+        room._events.clear()  # no greeting or event from a generation that is over
+        try:
+            await asyncio.wait_for(room.disconnect(), DISCONNECT_GRACE)
+        except (asyncio.TimeoutError, Exception) as exc:
+            logger.warning(f"[{self.bot.spec.name}] could not close generation {self.number}'s connection: "
+                           f"{exc or type(exc).__name__}")
+
+    def holds_identity(self) -> bool:
+        """This generation's room may still be in the room as the bot (connecting or connected)."""
+        task, room = self._connect_task, self._rtc
+        return bool((task is not None and not task.done()) or (room is not None and room.isconnected()))
+
+    async def release(self, timeout: float = RELEASE_GRACE) -> bool:
+        """After run(): make sure this generation's room no longer holds the bot's identity
+        before another generation connects. True when it is closed."""
+        self.abandoned = True
+        task = self._connect_task
+        if task is not None and not task.done():
+            logger.info(f"[{self.bot.spec.name}] waiting for the previous connection attempt to finish "
+                        "before rejoining")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while not task.done() and not self.bot.stopping and loop.time() < deadline:
+                await asyncio.wait({task}, timeout=0.1)
+        room = self._rtc
+        if room is not None and room.isconnected() and (task is None or task.done()):
+            await self._drop(room)
+        closed = not self.holds_identity()
+        if not closed and not self.bot.stopping:
+            logger.warning(f"[{self.bot.spec.name}] generation {self.number}'s connection is still open; "
+                           "joining anyway")
+        return closed
+
+    def release_soon(self) -> None:
+        """release() in the background (a stopping bot does not wait for the SDK)."""
+        self.abandoned = True
+        if self.holds_identity() and self._release_task is None:
+            self._release_task = asyncio.ensure_future(self.release())
+
+    async def replaced_by_own(self, older) -> bool:
+        """A DUPLICATE_IDENTITY: is the participant now holding the identity one of this bot's own
+        connections (an older generation's late connect or resume), rather than another client?"""
+        ours = set().union(*(g.sids for g in older if g is not self))
+        holders = await _identity_holders(self.bot)
+        if holders is None:  # no API credentials: did one of our own rooms join meanwhile?
+            now = time.monotonic()
+            return any(g.holds_identity() or (g.landed_late is not None and now - g.landed_late < 10)
+                       for g in older if g is not self)
+        if holders and not set(holders) <= ours:
+            logger.debug(f"[{self.bot.spec.name}] identity held by {holders}, not one of ours ({sorted(ours)})")
+            return False
+        return True  # ours, or nobody holds it any more
 
     def sdk_reconnecting(self) -> None:
         """LiveKit's SDK lost the signal connection and is resuming it by itself."""
@@ -66,6 +175,8 @@ class Generation:
 
     def sdk_reconnected(self) -> None:
         logger.info(f"[{self.bot.spec.name}] reconnected to LiveKit")
+        if self.room is not None:  # a full reconnect joins as a new participant
+            self._remember_sid(self.room)
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -114,10 +225,12 @@ class Generation:
         from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
         from pipecat.workers.runner import WorkerRunner
 
+        from runner.runtime.room_hooks import when_room_created
         from runner.runtime.wiring import wire_events
 
         params = {"audio_out_end_silence_secs": 0, **spec.params}
         self.transport = LiveKitTransport(bot.server.url, token, spec.room, params=LiveKitParams(**params))
+        when_room_created(self.transport, self._own_room)
         try:
             processors = await build_processors(spec, self.transport, bot)
         except Exception as exc:
@@ -159,6 +272,34 @@ class Generation:
         outcome.connected = self.connected.is_set()
         logger.debug(f"[{spec.name}] generation {self.number} finished: {outcome}")
         return outcome
+
+
+async def _identity_holders(bot) -> list[str] | None:
+    """The SIDs of the participants holding the bot's identity, as the server sees them (a
+    moment after a DUPLICATE_IDENTITY, the newcomer may not be listed yet); None without API
+    credentials or when the server does not answer."""
+    server, spec = bot.server, bot.spec
+    key = spec.livekit.get("api_key") or server.api_key
+    secret = spec.livekit.get("api_secret") or server.api_secret
+    if not (key and secret):
+        return None
+    from livekit import api
+
+    from runner.connect.probe import http_url
+    holders: list[str] = []
+    try:
+        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+            for _ in range(4):
+                answer = await asyncio.wait_for(lkapi.room.list_participants(
+                    api.ListParticipantsRequest(room=spec.room)), 5)
+                holders = [p.sid for p in answer.participants if p.identity == spec.identity]
+                if holders:
+                    break
+                await asyncio.sleep(0.5)
+    except Exception as exc:
+        logger.debug(f"[{spec.name}] could not list the room's participants: {exc}")
+        return None
+    return holders
 
 
 async def build_processors(spec, transport, bot) -> list:

@@ -38,6 +38,28 @@ class Inbox:
         room.on("data_received", lambda packet: self._packet(packet, sender))
         room.on("sip_dtmf_received", lambda dtmf: self._dtmf(dtmf, sender))
         room.on("participant_disconnected", lambda p: self.reasons.__setitem__(p.identity, _reason_name(p)))
+        room.on("participant_attributes_changed", self._attributes)  # pipecat has no hook for it
+
+    def _attributes(self, changed, participant) -> None:
+        """A person's LiveKit attributes changed (a phone caller's sip.callStatus): remember them, fire
+        participant_attributes_changed with what changed. lkrun's own announce nudge is not a change."""
+        try:
+            identity = participant.identity
+            if identity == self.bot.spec.identity:  # the bot's own attributes
+                return
+            changed = {str(k): str(v) for k, v in dict(changed or {}).items() if k != ANNOUNCE_ATTRIBUTE}
+            info = participant_info(participant)
+        except Exception as exc:  # an SDK object in a shape we did not expect: never raise
+            logger.debug(f"could not read an attributes change: {exc}")
+            return
+        if not changed:
+            return
+
+        def run(who, note):
+            known = self.bot.state.names.setdefault(identity, info)
+            known.update(attributes=info["attributes"], kind=info["kind"])
+            self.fire("participant_attributes_changed", who, extra={"changed": changed}, note=note)
+        self.arrivals.deliver(identity, run)
 
     def listen_for_chat(self, room) -> None:
         try:
@@ -124,6 +146,22 @@ async def read_capped(reader) -> str:
             raise ValueError(f"the chat message is longer than {MAX_CHAT_BYTES // 1024} KiB; it was cut off")
         parts.append(chunk)
     return "".join(parts)
+
+
+def participant_kind(participant) -> str | None:
+    """LiveKit's participant kind as a word: standard, sip, agent, ingress, egress, connector, bridge."""
+    try:
+        from livekit import rtc
+        name = rtc.ParticipantKind.Name(participant.kind)
+    except Exception:
+        return None
+    return name.removeprefix("PARTICIPANT_KIND_").lower()
+
+
+def participant_info(participant) -> dict:
+    """What templates see of an SDK participant (``bot.state.names[identity]``)."""
+    return {"name": participant.name or None, "metadata": participant.metadata or None,
+            "kind": participant_kind(participant), "attributes": dict(participant.attributes or {})}
 
 
 def _reason_name(participant) -> str:

@@ -20,6 +20,7 @@ from runner.botfile.registry import EventDef
 from runner.runtime.engine import Run, event_variables
 from runner.runtime.state import SessionState
 from runner.runtime.trace import RunOutcome, Trace, TraceEntry
+from runner.runtime.waits import Waits
 
 NO_EVENT = EventDef(name="", doc="", variables={})  # an unregistered name: no special treatment
 
@@ -52,13 +53,14 @@ class RateLimiter:
 
     ``burst`` runs may arrive at once; after that, ``per_second`` runs per second."""
 
-    def __init__(self, per_second: float, burst: float | None = None):
+    def __init__(self, per_second: float, burst: float | None = None, clock=time.monotonic):
         self.rate = per_second
         self.burst = float(burst or max(1.0, per_second * 2))
         self.buckets: dict[str, tuple[float, float]] = {}
+        self.clock = clock  # lkrun test passes its virtual clock
 
     def allow(self, key: str) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         tokens, last = self.buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens < 1:
@@ -124,6 +126,7 @@ class Dispatcher:
         session = bot.spec.session
         self.limiter = RateLimiter(float(session.get("rate_limit") or 10), session.get("rate_burst"))
         self.drops = DropCounter(bot.spec.name, bot.trace)
+        self.waits = Waits()  # runs waiting for input (wait_for, collect_digits)
 
     @property
     def state(self) -> SessionState:
@@ -142,6 +145,7 @@ class Dispatcher:
             idle.activity()
         elif entry.bot_speech:
             idle.touch()
+            self.waits.speech.event(event)
         if participant is not None and entry.leave:
             self.cancel_runs_of(participant)
         if entry.once is not None:
@@ -152,6 +156,8 @@ class Dispatcher:
                 if key in self.state.joined:
                     return
                 self.state.joined.add(key)
+        if self.waits.waiters and self._taken_by_a_waiting_run(event, participant, variables):
+            return
         handler = spec.on.get(event)
         if handler is None:
             return
@@ -163,8 +169,13 @@ class Dispatcher:
             return
         info = self.state.names.get(participant, {}) if participant else {}
         variables = event_variables(event, participant, name=info.get("name"), metadata=info.get("metadata"),
-                                    **variables)
+                                    kind=info.get("kind"), attributes=info.get("attributes"), **variables)
         self._schedule(handler.mode, (event, participant), event, participant, nodes, variables, note)
+
+    def _taken_by_a_waiting_run(self, event, participant, variables) -> bool:
+        """A run that waits for this input gets it (and `on:` handlers do not)."""
+        seen = event_variables(event, participant, **{k: v for k, v in variables.items() if k != "_nodes"})
+        return self.waits.offer(event, participant, seen)
 
     def _select(self, handler, variables):
         if handler.triggers:  # user_said: the matching trigger was chosen by the caller
@@ -246,6 +257,7 @@ class Dispatcher:
         bot = self.bot
         run = Run(bot.spec, self.state, bot.effects, event, variables, participant,
                   self.participants_for(event, participant), bot.trace)
+        run.waits = self.waits
         run.trace_entry.note = note
         entry = await run.execute(nodes)
         from runner.runtime import metrics

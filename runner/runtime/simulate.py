@@ -91,6 +91,9 @@ class PrintEffects:
     async def wait(self, seconds: float) -> None:
         self._out(f"wait: {seconds:g} s (simulate does not wait)")
 
+    async def speech_finished(self) -> None:
+        pass  # nothing is spoken in simulate
+
     def state_changed(self, scope: str, participant: str | None, values: dict) -> None:
         where = "state" if scope == "room" else "participant.state"
         shown = ", ".join(f"{where}.{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in values.items())
@@ -98,6 +101,20 @@ class PrintEffects:
 
     async def dtmf(self, digits: str) -> None:
         self._out(f"dtmf: {digits}")
+
+    async def dial(self, number: str, trunk: str, identity: str | None, name: str | None,
+                   wait_until_answered: bool, timeout: float | None) -> dict:
+        who = ", ".join(f"{k} {v}" for k, v in (("as", identity), ("named", name)) if v)
+        waits = (f", waiting up to {timeout:g} s for an answer" if timeout else ", waiting for an answer") \
+            if wait_until_answered else ""
+        self._out(f"dial {number} through trunk {trunk}{' ' + who if who else ''}{waits} (not dialled)")
+        return {"identity": identity or f"sip_{number}", "participant_id": None, "sip_call_id": None, "room": None}
+
+    async def transfer(self, participant: str, to: str, play_dialtone: bool) -> None:
+        self._out(f"transfer {participant} to {to}{' (with a dial tone)' if play_dialtone else ''} (not transferred)")
+
+    async def hangup(self, participant: str) -> None:
+        self._out(f"hangup: {participant} (not removed from the room)")
 
 
 def parse_value(raw: str):

@@ -12,18 +12,19 @@ from loguru import logger
 
 
 class IdleClock:
-    def __init__(self):
-        self.last = time.monotonic()
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock  # lkrun test passes its virtual clock
+        self.last = clock()
         self.fired: set[int] = set()
 
     def activity(self) -> None:
         """A person spoke or sent something: the steps start over."""
-        self.last = time.monotonic()
+        self.last = self.clock()
         self.fired.clear()
 
     def touch(self) -> None:
         """The bot spoke (perhaps an idle prompt): quiet time restarts, the escalation does not."""
-        self.last = time.monotonic()
+        self.last = self.clock()
 
 
 def session_tasks(bot) -> list[asyncio.Task]:
@@ -57,6 +58,8 @@ async def _idle(bot) -> None:
             clock.activity()
             await asyncio.sleep(0.1)
             continue
+        if bot.dispatcher.waits.active:  # a run waits for an answer it asked for: idle is paused
+            clock.touch()
         handler = bot.spec.on.get("idle")
         quiet = time.monotonic() - clock.last
         for index, trigger in enumerate(sorted(handler.triggers, key=lambda t: t.after) if handler else ()):

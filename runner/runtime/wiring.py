@@ -12,7 +12,7 @@ from loguru import logger
 
 from runner.runtime import room_hooks
 from runner.runtime.effects import set_audio_subscribed
-from runner.runtime.inbox import Inbox
+from runner.runtime.inbox import Inbox, participant_info
 from runner.runtime.room_hooks import when_room_created
 
 # why LiveKit closed the room on the bot -> the generation's outcome kind
@@ -119,8 +119,8 @@ class Wiring:
     def remember(self, pid: str) -> None:
         room = self.gen.room
         remote = room.remote_participants.get(pid) if room is not None else None
-        if remote is not None:
-            self.bot.state.names[pid] = {"name": remote.name or None, "metadata": remote.metadata or None}
+        if remote is not None:  # name, metadata, kind (standard, sip, agent, ...) and attributes
+            self.bot.state.names[pid] = participant_info(remote)
 
     async def participant_connected(self, _transport, pid) -> None:
         if pid == self.me:

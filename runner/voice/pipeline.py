@@ -14,6 +14,7 @@ from pipecat.frames.frames import (BotStartedSpeakingFrame, BotStoppedSpeakingFr
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from runner.voice.services import build_service
+from runner.voice.transcripts import BotTranscriptTap, LLMStateTap, UserTranscriptTap, audio_recorder, sink_of
 
 
 class SpeakerTap(FrameProcessor):
@@ -53,6 +54,9 @@ class TurnRouter(FrameProcessor):
         """Fire the first matching trigger; True when the LLM must not see this turn."""
         handler = self.bot.spec.on.get("user_said")
         speaker = getattr(self.bot, "last_speaker", None)
+        if self.bot.dispatcher.waits.offer("user_said", speaker, {"text": text}):
+            self.bot.idle.activity()
+            return True  # a run asked a question and waited for this answer: not for triggers or the LLM
         for trigger in handler.triggers if handler else ():
             match = trigger.pattern.search(text) if trigger.pattern else None
             if match:
@@ -106,7 +110,7 @@ async def build_voice_processors(spec, transport, bot) -> list:
     processors = [transport.input()]
     hears = "stt" in built or "vad" in built
     if "stt" in built:
-        processors += [built["stt"], SpeakerTap(bot)]
+        processors += [built["stt"], SpeakerTap(bot), UserTranscriptTap(bot)]
     assistant = None
     if hears:
         from pipecat.processors.aggregators.llm_response_universal import (LLMContextAggregatorPair,
@@ -124,10 +128,12 @@ async def build_voice_processors(spec, transport, bot) -> list:
         user, assistant = LLMContextAggregatorPair(_context(spec))
         processors.append(user)
     if "llm" in built:
-        processors.append(built["llm"])
+        processors += [built["llm"], LLMStateTap(bot)]
     if "tts" in built:
         processors.append(built["tts"])
-    processors += [transport.output(), SpeechEvents(bot)]
+    processors += [transport.output(), SpeechEvents(bot), BotTranscriptTap(bot)]
+    if spec.session.get("record") and spec.session.get("record_audio"):
+        processors.append(audio_recorder(bot))  # sees the caller's audio and the bot's, as played
     if assistant is not None and "llm" in built:
         processors.append(assistant)
     return processors
@@ -144,9 +150,20 @@ def _context(spec):
 def _wire_turn_events(user, bot) -> None:
     @user.event_handler("on_user_turn_started")
     async def _started(_agg, _strategy):
+        _turn_to_sink(bot, True, getattr(bot, "last_speaker", None))
         bot.dispatcher.fire("user_turn_started", getattr(bot, "last_speaker", None))
 
     @user.event_handler("on_user_turn_stopped")
     async def _stopped(_agg, _strategy, message):
         speaker = getattr(message, "user_id", None) or getattr(bot, "last_speaker", None)
+        _turn_to_sink(bot, False, speaker)
         bot.dispatcher.fire("user_turn_stopped", speaker, text=getattr(message, "content", None))
+
+
+def _turn_to_sink(bot, started: bool, speaker) -> None:
+    sink = sink_of(bot)
+    if sink is not None:
+        try:
+            sink.user_turn(started, speaker)
+        except Exception:  # the transcript never breaks a turn
+            pass

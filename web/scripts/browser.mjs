@@ -34,6 +34,8 @@ const ops = {
   goto: ({ url }) => page.goto(url).then((r) => r && r.status()),
   click: ({ selector }) => page.click(selector),
   fill: ({ selector, text }) => page.fill(selector, text),
+  type: ({ selector, text, delay }) => page.locator(selector).pressSequentially(text, { delay: delay ?? 20 }),
+  press: ({ selector, key }) => page.press(selector, key),
   select: ({ selector, value }) => page.selectOption(selector, value).then(() => null),
   text: ({ selector }) => page.textContent(selector),
   wait: ({ selector, text, timeout }) => page.locator(selector).filter(text ? { hasText: text } : {})

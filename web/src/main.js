@@ -1,6 +1,8 @@
-// The lkrun playground page: join a bot's room as a person, talk, type, and watch the trace.
+// The lkrun playground page: join a bot's room as a person, talk, type, watch the trace, and
+// edit the bot's file (editor.js).
 // Plain JS on top of livekit-client; bundled by build.mjs into runner/playground/static/dist/.
 import { Room, RoomEvent, Track } from 'livekit-client';
+import { createEditor } from './editor.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -64,6 +66,7 @@ async function loadBots() {
       setStatus('not connected');
     }
     ui.join.disabled = !bots.length && !state.connected;
+    editor.bots(bots, ui.bot.value);
   } catch (err) {
     setStatus(`cannot reach lkrun: ${err.message}`, true);
     setTimeout(loadBots, 2000);
@@ -317,6 +320,7 @@ function follow() {
     } else if (item.type === 'notice') {
       state.notices += 1;
       ui.trace.prepend(noticeItem(item));
+      editor.notice(item);
       if (item.kind === 'reload' || item.kind === 'error') loadBots();
     }
     cap(ui.trace);
@@ -327,6 +331,8 @@ function follow() {
 }
 
 // ---- start -----------------------------------------------------------------------------------
+const editor = createEditor(state);
+ui.bot.addEventListener('change', () => editor.open(ui.bot.value));
 ui.join.addEventListener('click', () => (state.connected ? leave() : join()));
 ui.mic.addEventListener('click', toggleMic);
 ui.composer.addEventListener('submit', send);

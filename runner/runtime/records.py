@@ -1,0 +1,467 @@
+"""A record of every session: one JSON file (``schemas/record.schema.json``), optionally a WAV.
+
+A ``SessionRecord`` starts when a session's first generation joins and is finished when the
+session ends (``BotRuntime._end_session_state``). It gathers who was there, the transcript
+(both sides, from ``transcripts.Conversation``), every event run with its actions and rendered
+values and every tool call (from the Trace), and the latency of every turn. With
+``session: {record: DIR}`` it is written, atomically (a temp file, then ``os.replace``), as
+``DIR/<start>-<bot>-<id>.json``; ``record_audio: true`` adds the stereo WAV beside it. Secret
+values are masked and the ``redact`` patterns blanked everywhere in it. ``keep_days`` and
+``max_files`` prune the bot's older records. A folder that cannot be written (missing
+permissions, a full disk) is an ``error`` event, never a crash.
+
+Then ``session_ended`` fires, after the bot has left, with ``session.transcript`` and
+``session.summary`` (recorded or not), so a bot can post them to a webhook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import json
+import os
+import re
+import time
+import uuid
+import wave
+from collections import deque
+from pathlib import Path
+
+from loguru import logger
+
+from runner.botfile.env import mask
+from runner.runtime.trace import RunOutcome
+
+VERSION = 1
+SCHEMA_ID = "https://lkrun.dev/schemas/record.schema.json"
+REDACTED = "[redacted]"
+MAX_TRANSCRIPT = 5000  # lines kept per session (the oldest go first; the summary counts them all)
+MAX_RUNS = 5000  # event runs kept per session
+ONCE_WAIT = 30.0  # `lkrun run --once`: how long session_ended's runs may take before the bot exits
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def settings(spec) -> dict | None:
+    """session.record, normalised: {dir: Path, keep_days, max_files, redact: [Pattern]} or None."""
+    value = spec.session.get("record")
+    if not value:
+        return None
+    conf = {"dir": value} if isinstance(value, str) else dict(value)
+    folder = Path(os.path.expanduser(str(conf["dir"])))
+    if not folder.is_absolute():
+        folder = Path(spec.file).resolve().parent / folder
+    return {"dir": folder, "keep_days": conf.get("keep_days"), "max_files": conf.get("max_files"),
+            "redact": [re.compile(p) for p in conf.get("redact") or ()],
+            "audio": bool(spec.session.get("record_audio"))}
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "bot"
+
+
+class SessionRecord:
+    """What one session did, gathered while it runs."""
+
+    def __init__(self, bot):
+        self.bot = bot
+        self.id = uuid.uuid4().hex
+        self.started = time.time()
+        self.participants: dict[str, dict] = {}
+        self.transcript: deque = deque(maxlen=MAX_TRANSCRIPT)
+        self.said_count = {"user": 0, "bot": 0}
+        self.runs: deque = deque(maxlen=MAX_RUNS)
+        self.run_count = 0
+        self.turns: list[dict] = []
+        self._rooms: list = []
+        self.audio_file: Path | None = None  # the WAV being written (a temp name until the end)
+        self._wav = None
+        self._wav_format: tuple | None = None
+        self.audio_failed = False
+        self.conf = settings(bot.spec)
+        self.name = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(self.started))}-{_safe(bot.spec.name)}-{self.id[:8]}"
+
+    # -- people --------------------------------------------------------------------------------
+    def attach(self, room) -> None:
+        """Follow a generation's room: who is there, who joins and leaves."""
+        if room is None or any(r is room for r in self._rooms):
+            return
+        self._rooms.append(room)
+        for participant in list(room.remote_participants.values()):
+            self._joined(participant)
+        room.on("participant_connected", self._joined)
+        room.on("participant_disconnected", self._left)
+
+    def _joined(self, participant) -> None:
+        identity = getattr(participant, "identity", None)
+        if not identity or identity == self.bot.spec.identity:
+            return
+        entry = self.participants.get(identity)
+        if entry is None:
+            entry = self.participants[identity] = {"id": identity, "name": getattr(participant, "name", "") or None,
+                                                    "joined_at": time.time(), "left_at": None}
+        entry["left_at"] = None
+        kind = getattr(participant, "kind", None)
+        if kind is not None:
+            try:
+                from livekit import rtc
+                entry["kind"] = rtc.ParticipantKind.Name(kind).removeprefix("PARTICIPANT_KIND_").lower()
+            except Exception:
+                pass
+
+    def _left(self, participant) -> None:
+        entry = self.participants.get(getattr(participant, "identity", None))
+        if entry is not None:
+            entry["left_at"] = time.time()
+
+    # -- what was said ---------------------------------------------------------------------------
+    def said(self, identity: str | None, role: str, text: str, started: float | None = None,
+             interrupted: bool = False) -> None:
+        if not text:
+            return
+        now = time.time()
+        self.said_count[role] = self.said_count.get(role, 0) + 1
+        line = {"speaker": identity, "role": role, "text": text, "at": started or now, "end": now}
+        if interrupted:
+            line["interrupted"] = True
+        self.transcript.append(line)
+
+    def user_turn(self, started: bool, identity: str | None) -> None:
+        if not started:
+            self.turns.append({"participant": identity, "ended_at": time.time(), "bot_started_at": None})
+
+    def bot_started(self) -> None:
+        if self.turns and self.turns[-1]["bot_started_at"] is None:
+            self.turns[-1]["bot_started_at"] = time.time()
+
+    # -- event runs ------------------------------------------------------------------------------
+    def on_trace(self, entry) -> None:
+        if entry.time >= self.started - 1.0:
+            self.run_count += 1
+            self.runs.append(entry)
+
+    # -- audio -------------------------------------------------------------------------------------
+    def audio(self, pcm: bytes, sample_rate: int, channels: int) -> None:
+        if self.conf is None or not self.conf["audio"] or self.audio_failed:
+            return
+        try:
+            if self._wav is None:
+                folder = self.conf["dir"]
+                folder.mkdir(parents=True, exist_ok=True)
+                self.audio_file = folder / f".{self.name}.wav.part"
+                self._wav = wave.open(str(self.audio_file), "wb")
+                self._wav.setnchannels(channels)
+                self._wav.setsampwidth(2)
+                self._wav.setframerate(sample_rate)
+                self._wav_format = (sample_rate, channels)
+            if (sample_rate, channels) == self._wav_format:
+                self._wav.writeframes(pcm)
+        except OSError as exc:
+            self.audio_failed = True
+            self._close_wav()
+            report_error(self.bot, f"session record: cannot write the audio to {self.conf['dir']}: {_reason(exc)}")
+
+    def _close_wav(self) -> None:
+        wav, self._wav = self._wav, None
+        if wav is not None:
+            try:
+                wav.close()
+            except OSError:
+                self.audio_failed = True
+
+    def finish_audio(self) -> str | None:
+        """Close the WAV and give it its final name; None without audio."""
+        self._close_wav()
+        part = self.audio_file
+        if part is None:
+            return None
+        if self.audio_failed:
+            _unlink(part)
+            return None
+        final = part.with_name(f"{self.name}.wav")
+        try:
+            os.replace(part, final)
+        except OSError as exc:
+            _unlink(part)
+            report_error(self.bot, f"session record: cannot write the audio to {final.parent}: {_reason(exc)}")
+            return None
+        return final.name
+
+    # -- the document ------------------------------------------------------------------------------
+    def document(self, audio: str | None = None) -> dict:
+        bot, spec = self.bot, self.bot.spec
+        ended = time.time()
+        names = bot.state.names
+        people = []
+        for entry in self.participants.values():
+            info = names.get(entry["id"], {})
+            person = {"id": entry["id"], "name": entry["name"] or info.get("name"),
+                      "metadata": info.get("metadata"), "joined_at": _iso(entry["joined_at"]),
+                      "left_at": _iso(entry["left_at"])}
+            if "kind" in entry:
+                person["kind"] = entry["kind"]
+            people.append(person)
+        transcript = []
+        for line in self.transcript:
+            item = {"speaker": line["speaker"], "role": line["role"], "text": line["text"],
+                    "at": _iso(line["at"]), "offset": round(line["at"] - self.started, 3),
+                    "end_offset": round(line["end"] - self.started, 3)}
+            if line.get("interrupted"):
+                item["interrupted"] = True
+            transcript.append(item)
+        runs, tools, errors, dropped = [], [], 0, 0
+        for entry in self.runs:
+            item = _run(entry)
+            if entry.outcome is RunOutcome.ERROR:
+                errors += 1
+            if entry.outcome is RunOutcome.DROPPED:
+                dropped += entry.dropped or 1
+            if entry.event.startswith("tool:"):
+                tools.append({"name": entry.event[5:], **item})
+            else:
+                runs.append(item)
+        turns = []
+        for turn in self.turns:
+            latency = (None if turn["bot_started_at"] is None
+                       else round((turn["bot_started_at"] - turn["ended_at"]) * 1000, 1))
+            turns.append({"participant": turn["participant"], "user_stopped_at": _iso(turn["ended_at"]),
+                          "bot_started_at": _iso(turn["bot_started_at"]), "latency_ms": latency})
+        latencies = [t["latency_ms"] for t in turns if t["latency_ms"] is not None]
+        summary = {
+            "duration": round(ended - self.started, 3),
+            "participants": len(people),
+            "turns": len(turns),
+            "user_messages": self.said_count.get("user", 0),
+            "bot_messages": self.said_count.get("bot", 0),
+            "runs": self.run_count,
+            "errors": errors,
+            "tool_calls": len(tools),
+            "dropped_runs": dropped,
+            "latency_ms": {"average": round(sum(latencies) / len(latencies), 1) if latencies else None,
+                           "max": max(latencies) if latencies else None},
+        }
+        document = {
+            "$schema": SCHEMA_ID,
+            "version": VERSION,
+            "id": self.id,
+            "bot": {"name": spec.name, "identity": spec.identity, "file": spec.file},
+            "room": spec.room,
+            "started_at": _iso(self.started),
+            "ended_at": _iso(ended),
+            "participants": people,
+            "transcript": transcript,
+            "runs": runs,
+            "tool_calls": tools,
+            "turns": turns,
+            "state": {"room": _plain(bot.state.room), "participants": _plain(bot.state.participants)},
+            "summary": summary,
+            "audio": audio,
+        }
+        return self.clean(document)
+
+    def clean(self, value):
+        """Secrets masked and the redact patterns blanked, in every string of the document."""
+        secrets = self.bot.spec.secrets
+        patterns = self.conf["redact"] if self.conf else ()
+        if not secrets and not patterns:
+            return value
+
+        def text(s: str) -> str:
+            if secrets:
+                s = mask(s, secrets)
+            for pattern in patterns:
+                s = pattern.sub(REDACTED, s)
+            return s
+
+        def walk(v):
+            if isinstance(v, str):
+                return text(v)
+            if isinstance(v, dict):
+                return {k: walk(x) for k, x in v.items()}
+            if isinstance(v, list):
+                return [walk(x) for x in v]
+            return v
+        return walk(value)
+
+    def detach(self) -> None:
+        for room in self._rooms:
+            for event, handler in (("participant_connected", self._joined), ("participant_disconnected", self._left)):
+                try:
+                    room.off(event, handler)
+                except Exception:
+                    pass
+        self._rooms.clear()
+
+
+def _run(entry) -> dict:
+    item = {"event": entry.event, "participant": entry.participant, "at": _iso(entry.time),
+            "outcome": str(entry.outcome), "ms": entry.ms,
+            "actions": [{"action": step[0], "line": step[1], "values": _plain(step[2]), "ms": step[3]}
+                        for step in entry.steps]}
+    for key in ("error", "note"):
+        if getattr(entry, key, None):
+            item[key] = getattr(entry, key)
+    if entry.outcome is RunOutcome.DROPPED:
+        item["dropped"] = entry.dropped
+    return item
+
+
+def _plain(value):
+    """A JSON-able copy (trace values and state are JSON already; this keeps any odd value a string)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
+
+
+def report_error(bot, message: str) -> None:
+    """A record that cannot be written is the bot's `error` event (and a log line), never a crash."""
+    logger.error(f"[{bot.spec.name}] {message}")
+    bot.dispatcher.fire("error", None, extra={"error": {"message": message, "event": None, "action": None,
+                                                        "line": None, "file": bot.spec.file}})
+
+
+# -- files ------------------------------------------------------------------------------------------
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``path`` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        _unlink(temp)
+        raise
+
+
+def check_folder(folder: Path) -> None:
+    """Raise OSError when records cannot be written into ``folder`` (made if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".lkrun-write-check-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
+def prune(folder: Path, bot_name: str, keep_days: float | None, max_files: int | None, now: float | None = None) -> list[str]:
+    """Delete this bot's records (and their audio) older than keep_days, then all but the newest
+    max_files; returns the names deleted. Other files in the folder are never touched."""
+    if not keep_days and not max_files:
+        return []
+    pattern = re.compile(rf"^(\d{{8}}T\d{{6}}Z-{re.escape(_safe(bot_name))}-[0-9a-f]{{8}})\.json$")
+    records = sorted((m.group(1), p) for p in folder.iterdir() if (m := pattern.match(p.name)))
+    now = time.time() if now is None else now
+    doomed = []
+    for stem, path in records:
+        try:
+            if keep_days and now - path.stat().st_mtime > keep_days * 86400:
+                doomed.append(stem)
+        except OSError:
+            continue
+    kept = [stem for stem, _ in records if stem not in doomed]
+    if max_files and len(kept) > max_files:
+        doomed += kept[:len(kept) - max_files]
+    for stem in doomed:
+        for suffix in (".json", ".wav"):
+            _unlink(folder / f"{stem}{suffix}")
+    return doomed
+
+
+# -- the session's hooks (called by BotRuntime) ------------------------------------------------------
+def current(bot) -> SessionRecord | None:
+    return getattr(bot, "session_record", None)
+
+
+def session_connected(bot) -> None:
+    """A generation joined: the session's record starts (first time) and follows the new room."""
+    from runner.runtime import transcripts
+    record = current(bot)
+    if record is None:
+        record = bot.session_record = SessionRecord(bot)
+        bot.trace.listeners.append(record.on_trace)
+        if record.conf is not None:
+            asyncio.ensure_future(_check_folder(bot, record.conf["dir"]))
+    gen = bot.generation
+    record.attach(gen.room if gen is not None else None)
+    transcripts.connected(bot)
+    conversation = getattr(bot, "conversation", None)
+    if conversation is not None:
+        conversation.record = record
+
+
+async def _check_folder(bot, folder: Path) -> None:
+    try:
+        await asyncio.to_thread(check_folder, folder)
+    except OSError as exc:
+        report_error(bot, f"session record: cannot write to {folder}: {_reason(exc)}")
+
+
+async def session_ended(bot) -> None:
+    """The session is over and the bot has left: write the record, then fire session_ended."""
+    record = current(bot)
+    if record is None:
+        return
+    bot.session_record = None
+    conversation = getattr(bot, "conversation", None)
+    if conversation is not None:
+        conversation.record = None
+    try:
+        bot.trace.listeners.remove(record.on_trace)
+    except ValueError:
+        pass
+    record.detach()
+    await asyncio.sleep(0)  # the audio recorder's last piece (its handler runs as a task)
+    audio = record.finish_audio()
+    document = record.document(audio)
+    path = await _write(bot, record, document)
+    session = {"id": record.id, "transcript": document["transcript"], "summary": document["summary"],
+               "record": str(path) if path else None,
+               "audio": str(path.with_name(audio)) if path and audio else None,
+               "state": document["state"]["room"]}
+    bot.dispatcher.fire("session_ended", None, extra={"session": session})
+    if bot.once and "session_ended" in bot.spec.on:  # the process exits next: let the webhook go out
+        await _runs_finished(bot)
+
+
+async def _write(bot, record: SessionRecord, document: dict) -> Path | None:
+    conf = record.conf
+    if conf is None:
+        return None
+    path = conf["dir"] / f"{record.name}.json"
+    text = json.dumps(document, ensure_ascii=False, indent=1)
+    try:
+        await asyncio.to_thread(write_atomically, path, text)
+    except OSError as exc:
+        report_error(bot, f"session record: cannot write {path.name} to {path.parent}: {_reason(exc)}")
+        return None
+    try:
+        await asyncio.to_thread(prune, conf["dir"], bot.spec.name, conf["keep_days"], conf["max_files"])
+    except OSError as exc:
+        logger.warning(f"[{bot.spec.name}] could not prune old session records: {_reason(exc)}")
+    logger.info(f"[{bot.spec.name}] session record written: {path}")
+    return path
+
+
+async def _runs_finished(bot) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ONCE_WAIT
+    await asyncio.sleep(0)
+    while loop.time() < deadline:
+        tasks = [t for t in bot.dispatcher.tasks if not t.done()]
+        if not tasks:
+            return
+        await asyncio.wait(tasks, timeout=max(0.01, deadline - loop.time()))

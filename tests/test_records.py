@@ -1,0 +1,192 @@
+"""Session records: one JSON file per session (validated against the published schema), secrets
+masked, redact patterns blanked, an unwritable folder an `error` event, and `session_ended`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from room_helpers import seen_by, wait_for
+
+from runner.botfile.check import check_file
+from runner.botfile.errors import ConfigError
+from runner.runtime import records
+
+pytestmark = pytest.mark.livekit
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "schemas" / "record.schema.json").read_text())
+
+RECORDER = """
+version: 1
+name: recorder
+livekit: {room: ROOM, identity: recorder}
+vars: {token: "${HOOK_TOKEN}"}
+session: {record: {dir: RECORDS, redact: ['\\b\\d(?:[ -]?\\d){12,15}\\b']}}
+on:
+  participant_connected:
+    - send: {to: "{{ participant.id }}", data: {hello: "{{ participant.id }}"}}
+  data_received:
+    - if: "{{ data == 'bye' }}"
+      then:
+        - end: {}
+      else:
+        - set: {values: {last: "{{ data }}"}}
+        - send: {data: {echo: "{{ data }}", auth: "{{ vars.token }}"}}
+  session_ended:
+    - http: {url: "WEBHOOK/ended", method: POST, headers: {Authorization: "Bearer ${HOOK_TOKEN}"},
+             json: {summary: "{{ session.summary }}", record: "{{ session.record }}", last: "{{ session.state.last }}"}}
+  error:
+    - send: {data: {error: "{{ error.message }}"}}
+"""
+
+
+@pytest.fixture
+async def hook():
+    """A loopback webhook that records what it is sent."""
+    from aiohttp import web
+    calls: asyncio.Queue = asyncio.Queue()
+
+    async def handle(request):
+        calls.put_nowait({"path": request.path, "json": await request.json()})
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/ended", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    yield url, calls
+    await runner.cleanup()
+
+
+def _bot(room: str, folder, hook_url: str = "http://127.0.0.1:9") -> str:
+    return RECORDER.replace("ROOM", room).replace("RECORDS", str(folder)).replace("WEBHOOK", hook_url)
+
+
+async def test_a_session_writes_one_valid_record_and_session_ended_posts_it(run_bot, people, room_name, tmp_path, hook):
+    url, calls = hook
+    folder = tmp_path / "records"
+    bot, task = await run_bot(_bot(room_name, folder, url), environ={"HOOK_TOKEN": "hunter2-secret-token"})
+    alice = await people(room_name, "alice", "Alice")
+    assert await alice.next_data(10, sender="recorder") == {"hello": "alice"}
+    await seen_by(bot, alice)
+    await alice.send("card 4111 1111 1111 1111 please")
+    echo = await alice.next_data(10, sender="recorder")
+    assert echo["auth"] == "hunter2-secret-token"  # the room gets the real value; the record must not
+    await alice.send("bye")
+    posted = await asyncio.wait_for(calls.get(), 20)
+    summary = posted["json"]["summary"]
+    assert summary["participants"] == 1 and summary["runs"] >= 3 and summary["errors"] == 0
+    assert summary["duration"] > 0
+    assert posted["json"]["last"] == "card [redacted] please"
+
+    files = sorted(folder.glob("*.json"))
+    assert len(files) == 1, files
+    assert posted["json"]["record"] == str(files[0])
+    assert not list(folder.glob(".*"))  # no temp file left behind
+    text = files[0].read_text()
+    record = json.loads(text)
+    jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(record)
+    assert "hunter2-secret-token" not in text
+    assert "4111" not in text
+    assert record["bot"]["name"] == "recorder" and record["room"] == room_name
+    assert [p["id"] for p in record["participants"]] == ["alice"]
+    assert record["participants"][0]["name"] == "Alice"
+    events = [r["event"] for r in record["runs"]]
+    assert events.count("participant_connected") == 1 and events.count("data_received") == 2
+    echo_run = next(r for r in record["runs"] if r["event"] == "data_received")
+    sent = next(a for a in echo_run["actions"] if a["action"] == "send")
+    assert sent["values"]["data"]["auth"] == "***"
+    assert sent["values"]["data"]["echo"] == "card [redacted] please"
+    assert record["state"]["room"]["last"] == "card [redacted] please"
+    assert record["summary"] == summary
+
+    # the bot rejoined for the next session and works as before
+    await wait_for(lambda: bot.generation is not None and bot.generation.connected.is_set(), 15,
+                   what="the next session")
+    assert not task.done()
+
+
+async def test_an_unwritable_folder_is_an_error_event_and_the_bot_keeps_running(run_bot, people, room_name, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the records folder should be")
+    bot, task = await run_bot(_bot(room_name, blocker / "records"), environ={"HOOK_TOKEN": "x"})
+
+    def errors(what):
+        return [e for e in bot.trace.entries if e.event == "error" and any(
+            what in str(step[2]) for step in e.steps)]
+    await wait_for(lambda: errors("session record: cannot write to"), 10, what="the error at the start")
+    alice = await people(room_name, "alice")
+    assert await alice.next_data(10, sender="recorder") == {"hello": "alice"}
+    await seen_by(bot, alice)
+    await alice.send("ping")
+    assert (await alice.next_data(10, sender="recorder"))["echo"] == "ping"
+    await alice.send("bye")  # the write at the end fails too: an error event (after leaving), no crash
+    await wait_for(lambda: errors(".json to"), 20, what="the error at the end")
+    await wait_for(lambda: bot.generation is not None and bot.generation.connected.is_set(), 20,
+                   what="the next session after a failed record")
+    assert not task.done()
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_actions_that_need_the_room_are_errors_under_session_ended(tmp_path):
+    path = tmp_path / "bot.yaml"
+    path.write_text("""
+version: 1
+livekit: {room: r}
+on:
+  session_ended:
+    - log: "{{ session.summary.duration }}"
+    - send: {data: bye}
+    - if: "{{ session.summary.turns > 0 }}"
+      then:
+        - chat: thanks
+""")
+    with pytest.raises(ConfigError) as caught:
+        check_file(path)
+    text = str(caught.value)
+    assert "'send' cannot run under 'session_ended'" in text
+    assert "'chat' cannot run under 'session_ended'" in text
+    assert "'log'" not in text
+
+
+def test_prune_keeps_the_newest_and_drops_the_old(tmp_path):
+    now = time.time()
+    names = []
+    for day in range(5):
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now - day * 86400))
+        name = f"{stamp}-bot-{day:08x}"
+        (tmp_path / f"{name}.json").write_text("{}")
+        (tmp_path / f"{name}.wav").write_bytes(b"")
+        os.utime(tmp_path / f"{name}.json", (now - day * 86400, now - day * 86400))
+        names.append(name)
+    (tmp_path / "notes.json").write_text("{}")  # not a record: never touched
+    (tmp_path / f"{time.strftime('%Y%m%dT%H%M%SZ')}-other-00000000.json").write_text("{}")  # another bot's
+    records.prune(tmp_path, "bot", keep_days=3.5, max_files=None, now=now)
+    assert sorted(p.stem for p in tmp_path.glob("*-bot-*.json")) == sorted(names[:4])
+    records.prune(tmp_path, "bot", keep_days=None, max_files=2, now=now)
+    assert sorted(p.stem for p in tmp_path.glob("*-bot-*.json")) == sorted(names[:2])
+    assert not (tmp_path / f"{names[3]}.wav").exists()
+    assert (tmp_path / "notes.json").exists() and len(list(tmp_path.glob("*-other-*"))) == 1
+
+
+def test_write_is_atomic_and_leaves_no_temp_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "r.json"
+    records.write_atomically(target, '{"a": 1}')
+    assert json.loads(target.read_text()) == {"a": 1}
+
+    def full(*_args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(records.os, "replace", full)
+    with pytest.raises(OSError):
+        records.write_atomically(target, '{"a": 2}')
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -1,0 +1,131 @@
+"""LiveKit's own front ends work: transcripts of both sides on lk.transcription, the bot's
+lk.agent.state, and (same call, to keep voice tests few) the session record with its audio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+
+import pytest
+
+from audio_helpers import Microphone, silence, speech
+
+from runner.connect.tokens import bot_token
+
+pytestmark = [pytest.mark.livekit, pytest.mark.slow]
+
+ASSISTANT = """
+version: 1
+name: scribe
+livekit: {room: ROOM, identity: scribe}
+session: {record: {dir: RECORDS}, record_audio: true}
+pipeline:
+  - vad: {type: silero}
+  - stt: {type: whisper_stt}
+  - llm:
+      type: openai_llm
+      api_key: ${FAKE_KEY:-not-a-real-key}
+      base_url: BASE_URL
+      settings: {model: fake, system_instruction: "You are a concierge."}
+  - tts: {type: piper_tts}
+on:
+  data_received:
+    - end: {}
+"""
+
+
+class Listener:
+    """What a LiveKit front end sees: lk.transcription streams and the bot's lk.agent.state."""
+
+    def __init__(self, room):
+        self.streams: asyncio.Queue = asyncio.Queue()
+        self.states: list[str] = []
+        room.register_text_stream_handler("lk.transcription", self._on_stream)
+        room.on("participant_attributes_changed", self._on_attributes)
+
+    def _on_stream(self, reader, identity):
+        async def read():
+            text = await reader.read_all()
+            self.streams.put_nowait({"from": identity, "text": text, **dict(reader.info.attributes)})
+        asyncio.ensure_future(read())
+
+    def _on_attributes(self, changed, participant):
+        if participant.identity == "scribe" and "lk.agent.state" in changed:
+            self.states.append(changed["lk.agent.state"])
+
+    async def final(self, track: str, words: str, timeout: float = 30.0) -> dict:
+        """The first final transcript of this track with these words (the VAD may split a sentence
+        into two turns: the bot then answers each)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            item = await asyncio.wait_for(self.streams.get(), max(0.01, deadline - loop.time()))
+            if item.get("lk.transcribed_track_id") == track and item.get("lk.transcription_final") == "true" \
+                    and words in item["text"].lower():
+                return item
+
+
+async def test_transcripts_agent_state_and_the_record_of_a_call(run_bot, people, room_name, tmp_path):
+    from bench.fake_openai import FakeOpenAI
+    llm = await FakeOpenAI().start()
+    folder = tmp_path / "records"
+    try:
+        bot, _ = await run_bot(ASSISTANT.replace("ROOM", room_name).replace("BASE_URL", llm.base_url)
+                               .replace("RECORDS", str(folder)))
+        observer = await people(room_name, "observer", mic=False)
+        listener = Listener(observer.room)
+        alice = await people(room_name, "alice", mic=False)  # the test publishes its own mic
+        mic = await Microphone(alice.room).publish()
+        alice_track = next(iter(alice.room.local_participant.track_publications.values())).sid
+        for _ in range(100):  # the bot's audio track, as the observer sees it
+            scribe = observer.room.remote_participants.get("scribe")
+            if scribe is not None and scribe.track_publications:
+                break
+            await asyncio.sleep(0.1)
+        bot_track = next(p.sid for p in scribe.track_publications.values())
+        await mic.play(silence(0.5))
+        await mic.play(speech("Hello there, how are you?"))
+        await mic.play(silence(1.5))
+
+        said = await listener.final(alice_track, "how are you")
+        assert said["lk.segment_id"]
+        reply = await listener.final(bot_track, "how are you")
+        assert reply["text"].startswith("You said:")
+        assert reply["lk.segment_id"] and reply["lk.segment_id"] != said["lk.segment_id"]
+        assert reply["from"] == "scribe"
+        for _ in range(100):
+            if listener.states[-1:] == ["listening"] and "speaking" in listener.states:
+                break
+            await asyncio.sleep(0.1)
+        print("agent states:", listener.states)
+        states = listener.states
+        assert "thinking" in states and "speaking" in states
+        assert states.index("thinking") < states.index("speaking") < len(states) - 1
+        assert states[-1] == "listening"
+
+        await alice.send("bye")  # end: the record is written after the bot has left
+        for _ in range(200):
+            if list(folder.glob("*.json")):
+                break
+            await asyncio.sleep(0.1)
+        record = json.loads(next(folder.glob("*.json")).read_text())
+        roles = [(line["role"], line["speaker"]) for line in record["transcript"]]
+        assert ("user", "alice") in roles and ("bot", "scribe") in roles
+        assert record["turns"] and record["turns"][0]["latency_ms"] > 0
+        assert record["summary"]["latency_ms"]["max"] >= record["turns"][0]["latency_ms"]
+        assert record["audio"] and record["audio"].endswith(".wav")
+        with wave.open(str(folder / record["audio"])) as audio:
+            assert audio.getnchannels() == 2 and audio.getnframes() / audio.getframerate() > 2.0
+    finally:
+        await llm.stop()
+
+
+def test_agent_kind_in_the_token_only_when_asked():
+    from livekit import api
+    standard = bot_token("devkey", "secret", room="r", identity="b")
+    agent = bot_token("devkey", "secret", room="r", identity="b", kind="agent")
+    assert api.TokenVerifier("devkey", "secret").verify(standard).kind == "standard"
+    assert api.TokenVerifier("devkey", "secret").verify(agent).kind == "agent"
+    with pytest.raises(ValueError):
+        bot_token("devkey", "secret", room="r", identity="b", kind="admin")
