@@ -17,6 +17,22 @@ class Server:
     api_secret: str | None = field(default=None, repr=False)
     embedded: bool = False
 
+    def api_credentials(self, spec) -> tuple[str, str] | None:
+        """The API key and secret for server calls: the bot file's, else the server's; None with only a token."""
+        key = spec.livekit.get("api_key") or self.api_key
+        secret = spec.livekit.get("api_secret") or self.api_secret
+        return (key, secret) if key and secret else None
+
+    def api(self, spec):
+        """A ``livekit.api.LiveKitAPI`` for this bot's server (``async with``); None without credentials."""
+        credentials = self.api_credentials(spec)
+        if credentials is None:
+            return None
+        from livekit import api
+
+        from runner.connect.probe import http_url
+        return api.LiveKitAPI(http_url(self.url), *credentials)
+
     def token_for(self, spec) -> str:
         """A fresh token per join: re-minted on every rejoin, never logged."""
         if spec.livekit.get("token"):

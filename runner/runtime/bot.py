@@ -126,14 +126,10 @@ class BotRuntime:
 
     async def _delete_room(self) -> None:
         from livekit import api
-
-        from runner.connect.probe import http_url
-        server = self.server
-        key = self.spec.livekit.get("api_key") or server.api_key
-        secret = self.spec.livekit.get("api_secret") or server.api_secret
-        if not (key and secret):
+        client = self.server.api(self.spec)
+        if client is None:
             raise ValueError("end: {hangup: true} needs the LiveKit API key and secret (a token is not enough)")
-        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+        async with client as lkapi:
             await lkapi.room.delete_room(api.DeleteRoomRequest(room=self.spec.room))
 
     def session_connected(self, present) -> None:

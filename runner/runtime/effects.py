@@ -225,12 +225,11 @@ async def server_call(bot, what: str, call):
 
     from runner.connect.probe import http_url
     server = bot.server
-    key = bot.spec.livekit.get("api_key") or server.api_key
-    secret = bot.spec.livekit.get("api_secret") or server.api_secret
-    if not (key and secret):
+    client = server.api(bot.spec)
+    if client is None:
         raise ValueError(f"{what} needs the LiveKit API key and secret (a token is not enough)")
     try:
-        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+        async with client as lkapi:
             return await call(lkapi)
     except api.TwirpError as exc:
         raise ValueError(f"{what}: {livekit_said(exc)}") from None

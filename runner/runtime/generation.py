@@ -278,17 +278,14 @@ async def _identity_holders(bot) -> list[str] | None:
     """The SIDs of the participants holding the bot's identity, as the server sees them (a
     moment after a DUPLICATE_IDENTITY, the newcomer may not be listed yet); None without API
     credentials or when the server does not answer."""
-    server, spec = bot.server, bot.spec
-    key = spec.livekit.get("api_key") or server.api_key
-    secret = spec.livekit.get("api_secret") or server.api_secret
-    if not (key and secret):
+    spec = bot.spec
+    client = bot.server.api(spec)
+    if client is None:
         return None
     from livekit import api
-
-    from runner.connect.probe import http_url
     holders: list[str] = []
     try:
-        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+        async with client as lkapi:
             for _ in range(4):
                 answer = await asyncio.wait_for(lkapi.room.list_participants(
                     api.ListParticipantsRequest(room=spec.room)), 5)

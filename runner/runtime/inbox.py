@@ -110,16 +110,12 @@ class Inbox:
 def server_calls(bot):
     """-> (lookup, announce): who is in the room as the server sees it, and "announce these
     people now"; (None, None) without API credentials."""
-    server = bot.server
-    key = bot.spec.livekit.get("api_key") or server.api_key
-    secret = bot.spec.livekit.get("api_secret") or server.api_secret
-    if not (key and secret):
+    if bot.server.api_credentials(bot.spec) is None:
         return None, None
-    from runner.connect.probe import http_url
 
     async def lookup() -> dict:
         from livekit import api
-        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+        async with bot.server.api(bot.spec) as lkapi:
             answer = await lkapi.room.list_participants(api.ListParticipantsRequest(room=bot.spec.room))
         return {p.identity: {"name": p.name or None, "metadata": p.metadata or None}
                 for p in answer.participants
@@ -127,7 +123,7 @@ def server_calls(bot):
 
     async def announce(identities) -> None:
         from livekit import api
-        async with api.LiveKitAPI(http_url(server.url), key, secret) as lkapi:
+        async with bot.server.api(bot.spec) as lkapi:
             await asyncio.gather(*(lkapi.room.update_participant(api.UpdateParticipantRequest(
                 room=bot.spec.room, identity=identity, attributes={ANNOUNCE_ATTRIBUTE: ""}))
                 for identity in identities), return_exceptions=True)
