@@ -99,6 +99,7 @@ class BotSpec:
     sections: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # registered sections
     scripts: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))  # name -> ScriptSpec
     text_hash: str = ""
+    flow: object = None  # FlowSpec (runner/botfile/flow_spec.py) when the file has `flow:`
 
     @property
     def identity(self) -> str:
