@@ -82,6 +82,8 @@ class _BotLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, y
                  yaml.constructor.SafeConstructor, _StrictResolver):
     """Pure-Python composer that refuses anchors, aliases and deep nesting."""
 
+    allowed_tags: frozenset = frozenset()  # flow files allow !include (runner/botfile/flow_load.py)
+
     def __init__(self, stream):
         yaml.reader.Reader.__init__(self, stream)
         yaml.scanner.Scanner.__init__(self)
@@ -100,7 +102,7 @@ class _BotLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, y
             raise _Refused(event.start_mark, f"anchors ('&{event.anchor}') are not allowed in bot files",
                            "write the value out in full; anchors and aliases are refused for safety")
         tag = getattr(event, "tag", None)
-        if tag and tag != "!" and tag not in _PLAIN_TAGS:
+        if tag and tag != "!" and tag not in _PLAIN_TAGS and tag not in self.allowed_tags:
             shown = "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
             raise _Refused(event.start_mark, f"YAML tag '{shown}' is not allowed in bot files",
                            "remove the '!' tag; use ${VAR} for environment values")
@@ -128,7 +130,7 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def load_text(text: str, file: str) -> Document:
+def load_text(text: str, file: str, loader_class=None) -> Document:
     """Parse ``text`` into a ``Document``; every failure is a ``ConfigError``."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise ConfigError(Problem(file, 1, 1, f"the file is larger than {MAX_BYTES // 1024} KiB",
@@ -142,7 +144,7 @@ def load_text(text: str, file: str) -> Document:
         raise ConfigError(Problem(file, line, col, f"the file contains {what}",
                                   None if bad.group() == "\x00" else "delete it (it is often invisible)"))
     check_flow_depth(text, file, MAX_DEPTH)
-    loader = _BotLoader(text)
+    loader = (loader_class or _BotLoader)(text)
     doc = Document(file=file, data=None, text=text)
     try:
         node = loader.get_single_node()
