@@ -86,6 +86,8 @@ SEMANTIC_ONLY = {
     "control_variables_shadow_state",
     "wait_for_bad_pattern", "wait_for_event_and_any", "wait_for_no_event", "wait_for_own_leave",
     "call_token_only_hangup", "call_token_only_end_hangup",
+    "wait_for_user_said_without_stt", "wait_digit_without_digit_wait", "wait_digit_after_speech_wait",
+    "wait_for_own_leave_any",
 }
 
 

@@ -70,9 +70,14 @@ async def _interrupt(run, body):
     await run.effects.interrupt()
 
 
+def _check_end(body: dict, report, context) -> None:
+    from runner.botfile.actions_call import check_end  # hangup: true is call control (needs the API key)
+    check_end(body, report, context)
+
+
 @action("end", "end the session (after queued speech, or now: true; hangup: true removes everyone)",
         _obj({"now": templated({"type": "boolean"}), "hangup": templated({"type": "boolean"})}),
-        example="end: {}")
+        check=_check_end, example="end: {}")
 async def _end(run, body):
     await run.effects.end(now=bool(body.get("now", False)), hangup=bool(body.get("hangup", False)))
 
@@ -151,7 +156,7 @@ async def _choose(run, body):
     await run.run_actions(node.branch("default"))
 
 
-def _check_http(body: dict, report) -> None:
+def _check_http(body: dict, report, context) -> None:
     url = body.get("url")
     if not isinstance(url, str):
         return

@@ -10,10 +10,8 @@ use them: that is a validation error here, not a failure during a call.
 from __future__ import annotations
 
 import re
-import sys
-from dataclasses import replace
 
-from runner.botfile.actions import ACTIONS, TEXT, _obj, action, templated
+from runner.botfile.actions import TEXT, _obj, action, templated
 from runner.botfile.templates import is_template
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -44,53 +42,33 @@ def token_only(bot: dict | None) -> bool:
     return not (livekit.get("api_key") and livekit.get("api_secret"))
 
 
-def _file_being_checked() -> dict | None:
-    """The raw bot file the validator is checking now.
-
-    ``ActionDef.check`` receives only the action's body, and this rule also needs the file's
-    ``livekit:`` section: the ``Checker`` doing the check is up the call stack (reached through
-    the ``ActionChecker`` that calls the check). This is the one place that looks for it; the
-    fixture tests/fixtures/invalid/call_token_only_hangup.yaml fails if it stops finding it.
-    """
-    frame = sys._getframe(1)
-    for _ in range(12):
-        if frame is None:
-            return None
-        owner = frame.f_locals.get("self")
-        checker = getattr(owner, "checker", owner)
-        data = getattr(getattr(checker, "doc", None), "data", None)
-        if isinstance(data, dict) and hasattr(checker, "report"):
-            return data
-        frame = frame.f_back
-    return None
-
-
-def check_credentials(name: str, body: dict, report, at: tuple = ()) -> None:
+def check_credentials(name: str, body: dict, report, context, at: tuple = ()) -> None:
     """Call control with only livekit.token is an error at the action (or at ``at`` in its body)."""
-    if uses_call_control(name, body) and token_only(_file_being_checked()):
+    if uses_call_control(name, body) and token_only(context.file):
         report(at, f"'{name}{': {hangup: true}' if name == 'end' else ''}' needs the LiveKit API key and "
                    "secret, but this bot has only livekit.token", CREDENTIALS_HINT)
 
 
-def _check_dial(body: dict, report) -> None:
-    check_credentials("dial", body, report)  # the number's form is in the schema (PHONE_NUMBER)
+def _check_dial(body: dict, report, context) -> None:
+    check_credentials("dial", body, report, context)  # the number's form is in the schema (PHONE_NUMBER)
 
 
-def _check_transfer(body: dict, report) -> None:
+def _check_transfer(body: dict, report, context) -> None:
     to = body.get("to")
     if isinstance(to, str) and is_template(to) and not to.startswith(TRANSFER_SCHEMES):
         # a literal is checked by the schema (TRANSFER_TO); a template must start with the scheme
         report(("to",), f"transfer: 'to' must start with tel: or sip: written in the file, got '{to}'",
                f'write the scheme before the template, e.g. to: "tel:{to}"')
-    check_credentials("transfer", body, report)
+    check_credentials("transfer", body, report, context)
 
 
-def _check_hangup(body: dict, report) -> None:
-    check_credentials("hangup", body, report)
+def _check_hangup(body: dict, report, context) -> None:
+    check_credentials("hangup", body, report, context)
 
 
-def _check_end(body: dict, report) -> None:
-    check_credentials("end", body, report, ("hangup",))
+def check_end(body: dict, report, context) -> None:
+    """`end: {hangup: true}` deletes the room: the same rule (the end action in actions.py uses it)."""
+    check_credentials("end", body, report, context, ("hangup",))
 
 
 def _who(run, body, name: str) -> str:
@@ -144,9 +122,3 @@ async def _transfer(run, body):
         example='hangup: "{{ participant.id }}"')
 async def _hangup(run, body):
     await run.effects.hangup(_who(run, body, "hangup"))
-
-
-# `end: {hangup: true}` deletes the room: the same rule (registered in actions.py; same place in the list)
-_END = ACTIONS["end"]
-assert _END.check is None, "end has a check already: combine it with _check_end"
-ACTIONS._entries["end"] = replace(_END, check=_check_end)

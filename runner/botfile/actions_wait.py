@@ -17,7 +17,22 @@ _ONE = {"event": {"enum": WAITABLE}, "match": {"type": "string", "description": 
 _NAME = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
 
 
-def _check_wait_for(body: dict, report) -> None:
+def can_yield_digit(name: str, body) -> bool:
+    """Whether this action (a wait) can leave a digit in ``wait.digit``."""
+    if name == "collect_digits":
+        return True
+    if name != "wait_for" or not isinstance(body, dict):
+        return False
+    return "dtmf_event" in waited_events(body)
+
+
+def waited_events(body: dict) -> list[str]:
+    """The events a wait_for body waits for (as written; unknown or broken entries left out)."""
+    options = body.get("any") if isinstance(body.get("any"), list) else [body]
+    return [o["event"] for o in options if isinstance(o, dict) and isinstance(o.get("event"), str)]
+
+
+def _check_wait_for(body: dict, report, context) -> None:
     if "event" in body and "any" in body:
         report(("any",), "wait_for takes either 'event:' or 'any:', not both",
                "wait for one event with 'event:', or for the first of several with 'any: [...]'")
@@ -29,9 +44,16 @@ def _check_wait_for(body: dict, report) -> None:
         where = () if option is body else ("any", index)
         if not isinstance(option, dict):
             continue
-        if option.get("event") == "participant_left" and option.get("from") in (None, "{{ participant.id }}"):
+        own = option.get("from") in (None, "") or str(option.get("from")).replace(" ", "") == "{{participant.id}}"
+        if option.get("event") == "participant_left" and own and context.person:
+            # a timer's run has no person: waiting for anyone to leave is fine there (unknown in a script)
             report(where + ("event",), "a run cannot wait for its own person to leave: it stops when they do",
                    "wait for someone else (from: ID), or put the actions under on: participant_left")
+        if option.get("event") == "user_said" and "stt" not in context.capabilities:
+            report(where + ("event",), "wait_for 'user_said' needs an stt stage in this bot: without one "
+                                       "nobody's speech is heard, so the wait always times out",
+                   "add an stt stage under pipeline: (for example '- stt: {type: whisper_stt}'), or wait for "
+                   "dtmf_event, data_received or chat_received")
         pattern = option.get("match")
         if isinstance(pattern, str):
             try:
@@ -69,22 +91,26 @@ async def _wait_for(run, body):
 async def _collect_digits(run, body):
     sender = _sender(run, {"event": "dtmf_event", "from": body.get("from")})
     count, terminator = body.get("count"), body.get("terminator")
-    digits, timed_out = "", False
+    digits, timed_out, who = "", False, None
     while count is None or len(digits) < count:
         seconds = body.get("first_timeout", 5) if not digits else body.get("timeout", 3)
         seen = await _wait(run, [("dtmf_event", None, sender)], seconds)
         if seen["timed_out"]:
             timed_out = True
             break
+        who = seen.get("participant")
         digit = str(seen.get("digit") or "")
         if terminator and digit == terminator:
             break
         digits += digit
     run.results[body["save_as"]] = {"digits": digits, "timed_out": timed_out}
+    # `wait` as after a wait_for: wait.digit holds the digits entered (None when none were)
+    run.wait = {**timed_out_wait(), "event": "dtmf_event" if digits else None, "participant": who,
+                "digit": digits or None, "timed_out": timed_out}
     run.show(digits=digits, timed_out=timed_out)
 
 
-def timed_out() -> dict:
+def timed_out_wait() -> dict:
     """What `wait` holds after a wait that timed out."""
     return {"event": None, "participant": None, "text": None, "digit": None, "message": {}, "timed_out": True}
 
@@ -95,9 +121,9 @@ async def _wait(run, matchers, timeout) -> dict:
     if run.waits is None:  # simulate: nothing arrives; the wait shows as its timeout
         if timeout is not None:
             await run.effects.wait(timeout)
-        return timed_out()
+        return timed_out_wait()
     seen = await run.waits.wait(matchers, timeout, run.effects)
-    return timed_out() if seen is None else seen
+    return timed_out_wait() if seen is None else seen
 
 
 def _sender(run, option) -> str | None:

@@ -10,7 +10,9 @@ from jinja2 import nodes
 from runner.botfile import humanize, templates
 from runner.botfile.actions import ACTIONS
 from runner.botfile.actions_control import CONTINUE, EXACTLY_ONE, RESERVED, SCOPED
+from runner.botfile.actions_wait import can_yield_digit, waited_events
 from runner.botfile.errors import did_you_mean
+from runner.botfile.registry import CheckContext
 from runner.botfile.spec import ActionNode
 
 _PARSER = jinja2.Environment()  # parsing only: tells one {{ expression }} from text around templates
@@ -45,6 +47,25 @@ class ActionChecker:
         self.script = script
         self.inner: dict = {}  # loop variables of the repeats being checked
         checker.elsewhere.setdefault("repeat", "only in the actions of a repeat")
+        from runner.botfile.events import EVENTS
+        event_def = EVENTS.get(event)
+        # a run of an event starts with an empty `wait`: wait.digit needs a digit wait before it.
+        # A script (its caller may have waited), a tool or a flow's actions: not known, not checked.
+        self.waited: list[str] | None = [] if event_def is not None else None
+        self.digit_wait = event_def is None
+        self._context: CheckContext | None = None
+        self._person = None if event_def is None else bool(
+            event_def.per_participant or "participant" in event_def.variables)
+
+    @property
+    def context(self) -> CheckContext:
+        """What an action's registry check may know besides its body (``ActionDef.check``)."""
+        if self._context is None:
+            data = getattr(getattr(self.checker, "doc", None), "data", None)
+            self._context = CheckContext(data if isinstance(data, dict) else {},
+                                         frozenset(getattr(self.checker, "capabilities", ()) or ()),
+                                         self.event, self._person)
+        return self._context
 
     def scope(self, extra: dict | None = None) -> dict:
         return {**self.variables, **self.local, **self.inner, **(extra or {})}
@@ -83,9 +104,12 @@ class ActionChecker:
         conditions = [c for pattern in entry.conditions for c in _expand(body, pattern)]
         self._validate_body(name, entry, body, base, shorthand, conditions)
         self._companions(name, entry, item, path)
+        self._wait_digit(name, item, base, entry)
         extra, sees = SCOPED.get(name, ({}, ()))
         nested, outer = {}, self.inner
         self.inner = {**outer, **extra}
+        if name == "repeat" and not self.digit_wait and _digit_wait_in(item, self._script_actions):
+            self.digit_wait = True  # a wait later in the loop: its digit is there for the next iteration
         for pattern in entry.nested:
             for concrete in _expand(item, pattern):
                 value = _get(item, concrete)  # not a list: already reported by the schema or companion check
@@ -96,6 +120,7 @@ class ActionChecker:
         elif name == "run":
             from runner.botfile.check_scripts import check_run
             check_run(self, body, base, shorthand)
+        self._waited(name, body)
         skip = {c[1:] for c in nested if c[:1] == (name,)} | ({()} if name == "variables" else set())
         for rel, text in templates.template_strings(raw, skip=skip):
             self.checker.check_template(text, base + rel, self.scope(extra if rel and rel[0] in sees else None))
@@ -108,6 +133,41 @@ class ActionChecker:
             return None
         line, col = self.checker.doc.where(path)
         return ActionNode(name, compiled, MappingProxyType(nested), line, col, item.get(CONTINUE) is True)
+
+    # -- wait.digit only after a wait that can receive a digit -----------------------------------------
+    def _wait_digit(self, name: str, item: dict, base: tuple, entry) -> None:
+        """A template of this action (not of its nested lists) that reads wait.digit when no wait
+        before it in the run can receive one (it would always be empty)."""
+        if self.digit_wait:
+            return
+        skip = {c[1:] for pattern in entry.nested for c in _expand(item, pattern) if c[:1] == (name,)}
+        for rel, text in templates.template_strings(item[name], skip=skip):  # nested lists: checked when walked
+            if "digit" not in text or "wait" not in text or not _reads_wait_digit(text):
+                continue
+            before = sorted(set(self.waited or ()))
+            reason = (f"the wait before it in this run is for {', '.join(before)}, which has no digit" if before
+                      else "no wait before it in this run can receive a digit")
+            self.checker.report(base + rel, f"'wait.digit' is always empty here: {reason}",
+                                "put 'collect_digits' or 'wait_for: {event: dtmf_event}' before it"
+                                + (" (after a wait for speech or a message, use wait.text)" if before else ""))
+            return
+
+    def _waited(self, name: str, body: dict) -> None:
+        """After this action: what the waits so far in the run can leave in `wait`."""
+        if self.waited is None:
+            return
+        if name == "wait_for":
+            self.waited.extend(waited_events(body))
+        if can_yield_digit(name, body) or (name == "run" and _digit_wait_in(
+                {"do": self._script_actions(body.get("script"))}, self._script_actions)):
+            self.digit_wait = True
+
+    def _script_actions(self, script) -> list:
+        """The raw action list of a script of this file (for what its waits leave in `wait`)."""
+        data = getattr(getattr(self.checker, "doc", None), "data", None)
+        scripts = data.get("scripts") if isinstance(data, dict) else None
+        found = scripts.get(script) if isinstance(scripts, dict) and isinstance(script, str) else None
+        return found.get("do") if isinstance(found, dict) and isinstance(found.get("do"), list) else []
 
     def _variables(self, body: dict, base: tuple) -> None:
         """`variables:` values are rendered in order (each sees those before it); names never hide
@@ -191,7 +251,7 @@ class ActionChecker:
             self._exactly_one(name, keys, body, base)
         if entry.check:
             try:
-                entry.check(body, lambda rel, message, hint=None: report(base + rel, message, hint))
+                entry.check(body, lambda rel, message, hint=None: report(base + rel, message, hint), self.context)
             except (ValueError, TypeError, LookupError) as exc:  # a registry check must never crash validate
                 report(base, f"{where}: {exc}")
 
@@ -250,6 +310,40 @@ def _one_expression(text: str) -> bool:
         return True  # a syntax error or too deep: already reported by the template check
     return (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
             and not isinstance(body[0].nodes[0], nodes.TemplateData))
+
+
+def _reads_wait_digit(text: str) -> bool:
+    """Whether a template reads ``wait.digit`` (or ``wait['digit']``)."""
+    try:
+        ast = _PARSER.parse(text)
+    except (jinja2.TemplateError, RecursionError, MemoryError):
+        return False  # reported by the template check
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        owner = node.node
+        key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+        if isinstance(owner, nodes.Name) and owner.name == "wait" and key == "digit":
+            return True
+    return False
+
+
+def _digit_wait_in(value, scripts, depth: int = 0) -> bool:
+    """Whether a raw action item (or list) holds, at any depth, a wait that can receive a digit."""
+    if depth > 64:
+        return False
+    if isinstance(value, list):
+        return any(_digit_wait_in(v, scripts, depth + 1) for v in value)
+    if not isinstance(value, dict):
+        return False
+    for key, body in value.items():
+        if key in ACTIONS and can_yield_digit(key, body):
+            return True
+        if key == "run" and depth < 8:
+            script = body.get("script") if isinstance(body, dict) else body
+            if _digit_wait_in(scripts(script), scripts, depth + 8):
+                return True
+        if isinstance(body, (dict, list)) and _digit_wait_in(body, scripts, depth + 1):
+            return True
+    return False
 
 
 def _takes_mapping(schema: dict) -> bool:

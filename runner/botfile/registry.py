@@ -30,10 +30,25 @@ class ActionDef:
     needs: str | None = None  # a pipeline capability: 'tts', 'llm', 'audio_out'
     example: str = ""
     run: Callable | None = None  # async (run_context, item) -> None; set by engine modules
-    check: Callable | None = None  # extra static check: (body, report(path, msg, hint)) -> None
+    # extra static check: (body, report(path, msg, hint), context: CheckContext) -> None
+    check: Callable | None = None
     # paths (in the normalised body) of fields that are conditions: each must be exactly one
     # {{ expression }} (a plain non-empty string would always be true); '*' = every index
     conditions: tuple = ()
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What an ``ActionDef.check`` may know besides the action's body: the bot file being checked
+    (its raw data, e.g. its ``livekit:`` section), what the bot's pipeline can do (``capabilities``:
+    stage kinds such as 'stt', 'tts', 'llm', and 'audio_out'), the event (or script/tool label)
+    whose actions these are, and whether such a run belongs to a person (``person``: True for a
+    person's event, False for a bot's own such as ``timer``, None when not known: a script, a tool)."""
+
+    file: dict
+    capabilities: frozenset = frozenset()
+    event: str = ""
+    person: bool | None = None
 
 
 @dataclass(frozen=True)

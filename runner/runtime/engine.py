@@ -65,6 +65,13 @@ class Frame:
 
 
 _BRANCH: contextvars.ContextVar = contextvars.ContextVar("lkrun_branch", default=None)  # (run, Frame)
+_CURRENT: contextvars.ContextVar = contextvars.ContextVar("lkrun_run", default=None)
+
+
+def current_run() -> "Run | None":
+    """The run whose actions are executing in this task (its parallel branches' tasks inherit it):
+    lets an effects implementation say which action produced an effect (``lkrun test`` does)."""
+    return _CURRENT.get()
 
 
 class Run:
@@ -183,6 +190,7 @@ class Run:
     async def execute(self, nodes) -> TraceEntry:
         """Run a handler's actions; failures are recorded, never raised."""
         started = time.perf_counter()
+        token = _CURRENT.set(self)
         try:
             await self.run_actions(nodes)
         except StopRun as exc:  # a quiet end: `stop`, or a wait that timed out
@@ -195,6 +203,7 @@ class Run:
             self.trace_entry.outcome = RunOutcome.CANCELLED
             raise
         finally:
+            _CURRENT.reset(token)
             self.trace_entry.ms = round((time.perf_counter() - started) * 1000, 2)
             if self.trace is not None:
                 self.trace.add(self.trace_entry)

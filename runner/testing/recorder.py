@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.runtime.engine import Run, encode_packet
+from runner.runtime.engine import current_run, encode_packet
 
 
 @dataclass
@@ -30,19 +29,6 @@ class Record:
         return show_record(self)
 
 
-def _current_run() -> Run | None:
-    """The Run whose action is calling an effect: the action's run function has it as ``run``."""
-    frame = sys._getframe(2)
-    for _ in range(8):
-        if frame is None:
-            return None
-        candidate = frame.f_locals.get("run") or frame.f_locals.get("self")
-        if isinstance(candidate, Run):
-            return candidate
-        frame = frame.f_back
-    return None
-
-
 @dataclass
 class RecordingEffects:
     """Effects (``runtime.effects.Effects``) that record instead of touching a room."""
@@ -56,7 +42,7 @@ class RecordingEffects:
         return record
 
     def _record(self, kind: str, **fields) -> Record:
-        run = _current_run()
+        run = current_run()  # the run whose action is calling this effect
         node = run.node if run is not None else None
         return self.add(kind, node.line if node is not None else None,
                         run.spec.file if run is not None else self.bot.spec.file, **fields)
