@@ -47,15 +47,20 @@ class Checker:
 
     def check_template(self, text: str, path: tuple, variables: dict):
         line, col = self.doc.where(path)
-        offset = 1 if self._char_at(line, col) in "\"'" else 0
+        offset = 1 if self._char_at(line, col, path) in "\"'" else 0
         found = templates.check_template(text, variables, self.elsewhere)
         if found:
             self.bad_templates.add(text)
+        file = self._file(path)
         for line_off, col_off, message in found:
             if line_off:
-                self.problems.append(Problem(self.doc.file, line + line_off, col_off + 1, message))
+                self.problems.append(Problem(file, line + line_off, col_off + 1, message))
             else:
-                self.problems.append(Problem(self.doc.file, line, col + offset + col_off, message))
+                self.problems.append(Problem(file, line, col + offset + col_off, message))
+
+    def _file(self, path: tuple) -> str:
+        """The file that holds ``path`` (a flow's checker spans several files)."""
+        return self.doc.file
 
     def compile(self, value, path: tuple):
         """Compile the templates of a checked value; None when one cannot compile (already reported)."""
@@ -66,7 +71,7 @@ class Checker:
                 self.report(path, exc.message)
             return None
 
-    def _char_at(self, line: int, col: int) -> str:
+    def _char_at(self, line: int, col: int, path: tuple = ()) -> str:
         lines = self._lines
         if lines is None:  # split once: once per template was quadratic in the file's size
             lines = self._lines = self.doc.text.splitlines()
@@ -110,6 +115,8 @@ class Checker:
         handlers = self._on(data.get("on"), shape)
         from runner.botfile.tools import check_tools
         tools = check_tools(self, data.get("tools"), common_variables(shape))
+        from runner.botfile.flows import check_flow
+        flow = check_flow(self, data.get("flow"), common_variables(shape), [t.name for t in tools])
         extra = self._registered_sections(data, common_variables(shape))
         scripts = check_scripts(self, data.get("scripts"), common_variables(shape))
         self.problems = [_masked(p, self.env.secrets) for p in self.problems]
@@ -120,7 +127,7 @@ class Checker:
             livekit={**livekit, "identity": livekit.get("identity") or name}, params=params, session=session,
             pipeline=tuple(pipeline), vars=bot_vars, on=MappingProxyType(handlers), tools=tools,
             secrets=frozenset(self.env.secrets), warnings=tuple(sorted(self.problems)), raw=data,
-            sections=MappingProxyType(extra), scripts=scripts, text_hash=text_digest(self.doc.text))
+            sections=MappingProxyType(extra), scripts=scripts, text_hash=text_digest(self.doc.text), flow=flow)
 
     def _file_shape(self) -> dict:
         """A mapping with a version this lkrun reads and only known top-level keys."""
@@ -132,6 +139,10 @@ class Checker:
             raise ConfigError(self.doc.problem((), "a bot file must be a mapping of keys such as 'version:', "
                                                    "'livekit:' and 'on:'", "see 'lkrun new NAME' for a starter"))
         version = raw.get("version")
+        if version is None and "initial_node" in raw and "nodes" in raw and "livekit" not in raw:
+            raise ConfigError(self.doc.problem((), "this is a flow file (initial_node, nodes), not a bot file",
+                                               "name it NAME.flow.yaml or put it in a folder such as flows/, and "
+                                               "use it from a bot file with 'flow: FILE'"))
         if version is None:
             self.report((), "missing 'version: 1' at the top of the file", "add the line 'version: 1'")
         elif isinstance(version, bool) or not isinstance(version, (int, float)):

@@ -11,12 +11,15 @@ from runner.botfile.errors import ConfigError, Problem
 
 BOT_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")  # conversation tests beside the bots (lkrun test)
+FLOW_SUFFIXES = (".flow.yaml", ".flow.yml")  # flow files beside the bots (flow: NAME.flow.yaml)
 
 
 def is_bot_file(path: Path) -> bool:
-    """A *.yaml in a bots folder, but not a test file (NAME.test.yaml) nor a hidden/temp file."""
+    """A *.yaml in a bots folder, but not a test file (NAME.test.yaml), a flow file (NAME.flow.yaml)
+    nor a hidden/temp file."""
     name = path.name
-    return path.suffix in BOT_SUFFIXES and not name.endswith(TEST_SUFFIXES) and not name.startswith(".")
+    return path.suffix in BOT_SUFFIXES and not name.endswith(TEST_SUFFIXES + FLOW_SUFFIXES) and \
+        not name.startswith(".")
 
 
 def expand(paths: list[str]) -> tuple[list[Path], list[Problem]]:

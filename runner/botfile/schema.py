@@ -124,6 +124,11 @@ def _scripts_schema() -> dict:
     return schema
 
 
+def _flow_schema() -> dict:
+    from runner.botfile.flow_schema import editor_schema
+    return editor_schema({"$ref": "#/$defs/action"})
+
+
 def build() -> dict:
     stage_types = {t: _without_meta(catalog.stage_body_schema(t)) for t in catalog.stage_types()}
     stage_types["python"] = PYTHON_SCHEMA
@@ -168,6 +173,7 @@ def _build(stage_types: dict, livekit: dict) -> dict:
             "on": {"type": "object", "additionalProperties": False, "description": sections.SECTIONS["on"].doc,
                    "properties": {e.name: _event_schema(e) for e in EVENTS}},
             "scripts": _scripts_schema(),
+            "flow": _flow_schema(),
             **{entry.name: {**copy.deepcopy(entry.schema or {}), "description": entry.doc}
                for entry in sections.SECTIONS if not entry.builtin},
         },

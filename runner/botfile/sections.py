@@ -28,6 +28,7 @@ _builtin("pipeline", "the stages in the order audio flows: vad, stt, llm, tts")
 _builtin("vars", "constants for templates ({{ vars.NAME }})", live=True)
 _builtin("tools", "LLM function calls whose handlers are action lists")
 _builtin("on", "events -> actions", live=True)
+_builtin("flow", "a conversation flow: pipecat's FlowConfig nodes and functions, handlers as action lists", live=True)
 _builtin("scripts", "named action lists that the run action starts, with fields as inputs", live=True)
 
 

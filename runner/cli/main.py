@@ -59,6 +59,15 @@ def validate(paths, fmt, allow_missing_env):
 
 
 @main.command()
+@click.argument("bot", type=click.Path())
+@click.option("--node", default=None, help="Highlight this node.")
+def graph(bot, node):
+    """Print the bot's flow as a Mermaid flowchart."""
+    from runner.cli.graph import graph as print_graph
+    sys.exit(print_graph(bot, node))
+
+
+@main.command()
 @click.option("--write", "target", type=click.Path(), default=None, help="Write the schema to this file.")
 def schema(target):
     """Print (or write) the bot file JSON Schema, for editors."""
