@@ -228,3 +228,38 @@ async def test_a_second_file_with_the_same_room_and_identity_is_refused_through_
             f"{first.resolve()}:5:13") in err, err
     assert f"{second.resolve()}: not started: waiting for a fix" in err
     assert supervisor.started == []
+
+
+FLOW_BOT = """version: 1
+livekit: {room: flows}
+pipeline:
+  - llm: {type: openai_llm, api_key: "${OPENAI_API_KEY:-unused}"}
+flow: flows/intake.flow.yaml
+"""
+FLOW = """initial_node: greet
+nodes:
+  greet:
+    task_messages: [{role: developer, content: "GREETING"}]
+    post_actions: [{type: end_conversation}]
+"""
+
+
+async def test_an_edit_to_a_flow_file_in_another_folder_reloads_the_bot_that_uses_it(tmp_path, capsys):
+    supervisor = FakeSupervisor(tmp_path)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "intake.flow.yaml").write_text(FLOW.replace("GREETING", "Hello"))
+    task = await watching(supervisor)
+    (tmp_path / "bot.yaml").write_text(FLOW_BOT)
+    await until(lambda: supervisor.started)
+    key = str((tmp_path / "bot.yaml").resolve())
+    await asyncio.sleep(0.3)  # the watch now covers flows/ as well
+    (tmp_path / "flows" / "intake.flow.yaml").write_text(FLOW.replace("GREETING", "Welcome"))
+    await until(lambda: len(supervisor.started) == 2)
+    assert supervisor.started == [key, key]
+    (tmp_path / "flows" / "intake.flow.yaml").write_text(FLOW.replace("greet:", "gret:"))
+    await until(lambda: "there is no node" in capsys.readouterr().err or supervisor.notices)
+    assert supervisor.notices and supervisor.notices[-1][1] == "error"
+    assert "intake.flow.yaml" in supervisor.notices[-1][2] and "initial_node 'greet' is not a node" in \
+        supervisor.notices[-1][2]
+    assert len(supervisor.started) == 2  # the broken flow did not start anything
+    await stop(supervisor, task)

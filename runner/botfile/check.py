@@ -107,6 +107,7 @@ class Checker:
             self.report(("vars",), "vars: expected a mapping of names to values")
             bot_vars = {}
         shape = vars_shape(bot_vars)
+        _var_hosts(data, bot_vars)
         pipeline = stages.check_pipeline(self, data.get("pipeline"), common_variables(shape))
         self._audio_defaults(params, pipeline)
         self.capabilities = {s.kind for s in pipeline} | {
@@ -282,6 +283,25 @@ class Checker:
             triggers.append(Trigger(actions, self.doc.where(where)[0], pattern, item.get("continue") is True,
                                     number("after"), number("every")))
         return tuple(triggers)
+
+
+_VAR_HOST = re.compile(r"^\{\{\s*vars\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def _var_hosts(data, bot_vars: dict) -> None:
+    """An http url may start with ``{{ vars.NAME }}``: vars are the file's own constants, so the
+    value is written in at load time and the host stays literal (never data from a caller)."""
+    if isinstance(data, dict):
+        body = data.get("http")
+        if isinstance(body, dict) and isinstance(body.get("url"), str):
+            match = _VAR_HOST.match(body["url"])
+            if match and isinstance(bot_vars.get(match[1]), str):
+                body["url"] = bot_vars[match[1]].rstrip("/") + body["url"][match.end():]
+        for value in data.values():
+            _var_hosts(value, bot_vars)
+    elif isinstance(data, list):
+        for value in data:
+            _var_hosts(value, bot_vars)
 
 
 def _masked(problem: Problem, secrets) -> Problem:

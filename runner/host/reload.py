@@ -111,8 +111,23 @@ class Watcher:
             self.hashes[supervisor.key_for(spec.file)] = spec.text_hash
         self.folders = {_resolve(Path(f)).parent for f in supervisor.files} | set(supervisor.folders)
         self.bot_folders = {_resolve(Path(d)) for d in supervisor.folders}  # folder mode: any new file
+        self.uses: dict[str, set[str]] = {}  # a flow file (or an include) -> keys of the bot files that use it
+        for spec in supervisor.specs:
+            self.used_by(supervisor.key_for(spec.file), spec)
+
+    def used_by(self, key: str, spec) -> None:
+        """Remember the flow files ``spec`` reads, so an edit to one of them reloads its bot."""
+        for files in self.uses.values():
+            files.discard(key)
+        flow = getattr(spec, "flow", None)
+        for file in (flow.files if flow is not None else ()):
+            resolved = _resolve(Path(file))
+            self.uses.setdefault(str(resolved), set()).add(key)
+            self.folders.add(resolved.parent)
 
     def tracked(self, path: Path) -> bool:
+        if str(_resolve(path)) in self.uses and self.uses[str(_resolve(path))]:
+            return True
         if not is_bot_file(path):
             return False
         resolved = _resolve(path)
@@ -128,8 +143,16 @@ class Watcher:
         return key in self.supervisor.bots or key in self.hashes
 
     async def handle(self, path: Path) -> None:
+        users = sorted(self.uses.get(str(_resolve(path)), ()))
+        if users and str(_resolve(path)) not in self.supervisor.file_keys:
+            for key in users:  # a flow file changed: check each bot file that uses it again
+                self.hashes.pop(key, None)
+                await self.handle(Path(key))
+            return
         change = await self.look(path)
         if change is not None:
+            if change.spec is not None:
+                self.used_by(change.key, change.spec)
             await self.supervisor.file_changed(change)
 
     async def look(self, path: Path) -> FileChange | None:
@@ -166,15 +189,19 @@ async def watch_task(supervisor, *, debounce_ms: int = 1600, step_ms: int = 30) 
     import watchfiles
     watcher = Watcher(supervisor)
     supervisor.watcher = watcher
-    folders = sorted(str(f) for f in watcher.folders)
     while not supervisor.stop_event.is_set():
+        folders = sorted(str(f) for f in watcher.folders if f.is_dir())
         try:
             async for changes in watchfiles.awatch(*folders, debounce=debounce_ms, step=step_ms,
                                                    stop_event=supervisor.stop_event, recursive=False):
                 for path in sorted({Path(p) for _, p in changes}):
                     await _one(watcher, path)
                 await asyncio.sleep(0)
-            return
+                if sorted(str(f) for f in watcher.folders if f.is_dir()) != folders:
+                    break  # a bot now uses a flow file in another folder: watch that one too
+            else:
+                return
+            continue
         except Exception as exc:  # the watch itself failed (a folder removed, ...): say so, try again
             click.echo(f"hot reload: watching {', '.join(folders)} failed ({type(exc).__name__}: {exc}); "
                        f"retrying in 2 s", err=True)
