@@ -463,11 +463,15 @@ def test_nesting_up_to_the_limit_still_works(text, expected):
 @pytest.mark.parametrize("depth", [100, 600, 900])
 def test_a_deep_call_stack_makes_a_problem_not_a_recursion_error(depth):
     """Far down an already deep stack Jinja's parser runs out of room sooner: still a problem."""
-    from runner.botfile.templates import MAX_NESTING
+    from runner.botfile.template_check import clear_facts
+    from runner.botfile.templates import MAX_NESTING, clear_compiled
     text = "{{ " + "(" * MAX_NESTING + "1" + ")" * MAX_NESTING + " }}"
 
     def deep(n):
-        return deep(n - 1) if n else (check_data(text), _compiles(text))
+        if n:
+            return deep(n - 1)
+        clear_facts(), clear_compiled()  # checks and compiles are cached per text: measure this stack's
+        return check_data(text), _compiles(text)
 
     problems, compiled = deep(depth)
     assert problems == [] and compiled is True if depth == 100 else True
@@ -591,13 +595,17 @@ def test_four_thousand_unknown_variables_are_checked_in_linear_time(one_line):
     """Locating each problem was a regex over the whole template: 4,000 unknowns took 10.7 s (one line)
     and 15.7 s (one per line). Now ~0.7 s on a quiet 2-core machine; the bound leaves room for a busy one,
     and the 1,000 -> 4,000 ratio (4 when linear, 16 when quadratic) does not depend on the machine."""
-    small = min(_check_seconds(_unknowns_bot(1000, one_line))[0] for _ in range(2))
-    elapsed, problems = min((_check_seconds(_unknowns_bot(4000, one_line)) for _ in range(2)), key=lambda r: r[0])
+    smalls, bigs = [], []
+    for _ in range(3):  # interleaved, so a busy moment of the shared machine hits both sizes alike
+        smalls.append(_check_seconds(_unknowns_bot(1000, one_line))[0])
+        bigs.append(_check_seconds(_unknowns_bot(4000, one_line)))
+    small = min(smalls)
+    elapsed, problems = min(bigs, key=lambda r: r[0])
     assert len(problems) == 4000 and problems[-1].message == "unknown variable 'u3999'"
     line5 = _unknowns_bot(4000, True).split("\n")[4]
     assert (problems[-1].line, problems[-1].col) == ((5, line5.index("u3999") + 1) if one_line else (5 + 3999, 4))
     assert elapsed < 4.0, f"{elapsed:.2f} s for 4000 unknown variables"
-    assert elapsed / small < 8, f"1000 -> {small:.2f} s, 4000 -> {elapsed:.2f} s: not linear"
+    assert elapsed / small < 10, f"1000 -> {small:.2f} s, 4000 -> {elapsed:.2f} s: not linear"
 
 
 @pytest.mark.parametrize("text, expected", [
