@@ -335,6 +335,9 @@ async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromiu
     shots = shots if shots.is_absolute() else ROOT / shots
     shots.mkdir(parents=True, exist_ok=True)
     greeter = (ROOT / "bots" / "greeter.yaml").read_text().replace("${LIVEKIT_ROOM:-lobby}", "lobby")
+    head, on, rest = greeter.partition("\non:\n")  # `on:` last: the test types at the end of the file
+    handlers, scripts, tail = rest.partition("\nscripts:")
+    greeter = head + (scripts + tail).rstrip("\n") + "\n" + on + handlers.rstrip("\n") + "\n" if scripts else greeter
     (bot_dir / KEY).write_text(greeter)
     host = Host([KEY])
     pg = Playground(host)

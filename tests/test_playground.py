@@ -444,12 +444,11 @@ async def test_the_page_talks_to_the_greeter_in_headless_chromium(livekit_server
     write_wav(wav, np.concatenate([silence(1.0), speech("Okay, goodbye."), silence(2.0)]))
 
     # the greeter as a user runs it (`lkrun bots/greeter.yaml`), its room written in (so that
-    # reloads do not see a room change), plus a chat answer
+    # reloads do not see a room change); it answers "ping" in data and in chat
     monkeypatch.chdir(tmp_path)
     Path("bots").mkdir()
     bot_file = Path("bots/greeter.yaml")
-    bot_file.write_text((ROOT / "bots" / "greeter.yaml").read_text().replace("${LIVEKIT_ROOM:-lobby}", room_name)
-                        + '  chat_received:\n    - chat: {to: "{{ participant.id }}", text: "you wrote: {{ text }}"}\n')
+    bot_file.write_text((ROOT / "bots" / "greeter.yaml").read_text().replace("${LIVEKIT_ROOM:-lobby}", room_name))
     spec = check_file(bot_file)
     server = Server(livekit_server.url, livekit_server.api_key, livekit_server.api_secret, embedded=True)
     bot = BotRuntime(spec, server)
@@ -489,9 +488,9 @@ async def test_the_page_talks_to_the_greeter_in_headless_chromium(livekit_server
         await browser.wait("#trace li.entry[data-event=data_received]", text="pong")
         started = time.monotonic()
         await browser.call("select", selector="#send-as", value="chat")
-        await browser.call("fill", selector="#text", text="hello there")
+        await browser.call("fill", selector="#text", text="ping")
         await browser.call("click", selector="#send")
-        await browser.wait("#messages li.msg[data-kind=chat]:not(.mine)", text="you wrote: hello there")
+        await browser.wait("#messages li.msg[data-kind=chat]:not(.mine)", text="pong")
         timings["chat -> chat answer"] = time.monotonic() - started
         await browser.call("screenshot", path=str(shots / "playground-ping.png"))
 
@@ -530,3 +529,117 @@ async def test_the_page_talks_to_the_greeter_in_headless_chromium(livekit_server
         await asyncio.wait_for(bot.stop(), 5)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+CONCIERGE = """
+version: 1
+name: concierge
+livekit: {room: ROOM, identity: concierge, name: Concierge, kind: agent}
+pipeline:
+  - vad: {type: silero}
+  - stt: {type: whisper_stt}
+  - llm:
+      type: openai_llm
+      api_key: ${FAKE_KEY:-not-a-real-key}
+      base_url: BASE_URL
+      settings: {model: fake, system_instruction: "You are a concierge."}
+  - tts: {type: piper_tts}
+"""
+
+
+def in_order(states: list[dict], wanted: list[str]) -> list[dict]:
+    """The first run of `wanted` as a subsequence of the page's state changes (with their times)."""
+    found, i = [], 0
+    for item in states:
+        if i < len(wanted) and item["state"] == wanted[i]:
+            found.append(item)
+            i += 1
+    return found if i == len(wanted) else []
+
+
+@pytest.mark.livekit
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+async def test_the_page_shows_livekits_transcripts_and_agent_state_in_headless_chromium(
+        livekit_server, tmp_path, room_name):
+    """The transcript panel reads lk.transcription and lk.agent.state through livekit-client,
+    as LiveKit's own UIs do (not lkrun's trace): a spoken turn with an LLM and Piper."""
+    browser_ready()
+    import numpy as np
+
+    from audio_helpers import silence, speech
+    from bench.fake_openai import FakeOpenAI
+    from runner.botfile.check import check_file
+    from runner.runtime.bot import BotRuntime
+
+    shots = Path(os.environ.get("LKRUN_PLAYGROUND_SCREENSHOTS") or tmp_path)
+    shots = shots if shots.is_absolute() else ROOT / shots
+    shots.mkdir(parents=True, exist_ok=True)
+    wav = tmp_path / "mic.wav"
+    write_wav(wav, np.concatenate([silence(1.0), speech("Hello there, how are you today?"), silence(6.0)]))
+    llm = await FakeOpenAI().start()
+    bot_file = tmp_path / "concierge.yaml"
+    bot_file.write_text(CONCIERGE.replace("ROOM", room_name).replace("BASE_URL", llm.base_url))
+    spec = check_file(bot_file)
+    server = Server(livekit_server.url, livekit_server.api_key, livekit_server.api_secret, embedded=True)
+    bot = BotRuntime(spec, server)
+    task = asyncio.ensure_future(bot.run())
+    standin = StandIn({spec.file: bot})
+    pg = Playground(standin)
+    standin.playground = pg
+    browser = None
+    try:
+        url = await pg.start()
+        browser = await Browser.launch(wav)
+        for _ in range(300):
+            if bot.connected_once or task.done():
+                break
+            await asyncio.sleep(0.05)
+        assert bot.connected_once, "the concierge did not join"
+        assert await browser.call("goto", url=url) == 200
+        await browser.until("!document.getElementById('join').disabled")
+        await browser.call("click", selector="#join")
+        # found as LiveKit's components find the voice assistant: the participant of kind AGENT
+        await browser.until("window.playground.agent.kind === 'agent'", timeout=20)
+        agent = await browser.call("eval", expr="window.playground.agent")
+        assert agent["identity"] == "concierge" and agent["state"] == "listening", agent
+        await browser.call("click", selector="#mic")
+        await browser.until("window.playground.micOn")
+        mic_track = await browser.until(
+            "[...window.playground.room.localParticipant.trackPublications.keys()][0]", timeout=10)
+        await browser.until("window.playground.transcript.some(e => e.from === 'concierge' && e.final"
+                            " && /how are you/i.test(e.text))", timeout=45)
+        await browser.call("click", selector="#mic")
+        await browser.until("window.playground.agent.state === 'listening'", timeout=15)
+        await browser.wait("#transcript li.agent[data-final=true]", text="You said:")
+        await browser.call("screenshot", path=str(shots / "playground-transcript.png"))
+
+        page = await browser.call("eval", expr="({transcript: window.playground.transcript, "
+                                               "states: window.playground.agent.states, me: window.playground.identity})")
+        said = next(e for e in page["transcript"] if e["final"] and e["from"] == page["me"]
+                    and "how are you" in e["text"].lower())
+        assert said["track"] == mic_track  # attributed to the page's own microphone track
+        reply = next(e for e in page["transcript"] if e["final"] and e["from"] == "concierge"
+                     and "how are you" in e["text"].lower())
+        assert reply["text"].startswith("You said:") and reply["segment"] != said["segment"]
+        assert reply["track"] and reply["track"] != mic_track  # the bot's own audio track
+        states = page["states"]  # from the state in force when the person began to speak
+        start = max([i for i, s in enumerate(states) if s["at"] <= said["at"]] or [0])
+        turn = in_order(states[start:], ["listening", "thinking", "speaking", "listening"])
+        assert turn, page["states"]
+        times = [s["at"] for s in turn]
+        assert times == sorted(times)
+        assert said["finalAt"] <= reply["finalAt"]
+        print(f"\npage saw agent states {[s['state'] for s in page['states']]}; "
+              f"thinking -> speaking {times[2] - times[1]} ms, speaking -> listening {times[3] - times[2]} ms")
+        problems = [line for line in browser.console if line.startswith(("error", "pageerror"))
+                    or "Content Security Policy" in line]
+        assert not problems, problems
+    finally:
+        if browser is not None:
+            await browser.close()
+        await pg.stop()
+        await asyncio.wait_for(bot.stop(), 5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await llm.stop()

@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 
 from room_helpers import seen_by, wait_for
+from test_supervisor import lkrun  # noqa: F401  (fixture: a real lkrun process)
 
 from runner.botfile.check import check_file
 from runner.botfile.errors import ConfigError
@@ -190,3 +191,67 @@ def test_write_is_atomic_and_leaves_no_temp_file_on_failure(tmp_path, monkeypatc
         records.write_atomically(target, '{"a": 2}')
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 0), ("SIGINT", 130)])
+async def test_a_session_cut_short_by_a_signal_still_writes_its_record(sig, code, lkrun, people, tmp_path,
+                                                                      room_name):
+    """lkrun stopped with ^C or SIGTERM in the middle of a call: the record is there, valid, whole."""
+    import signal
+
+    from test_supervisor import until_joined
+    secret = "hook-secret-4f9a1c77e2"
+    folder = tmp_path / "records"
+    path = tmp_path / "recorder.yaml"
+    path.write_text(_bot(room_name, folder))
+    run = lkrun([path], env={"HOOK_TOKEN": secret})
+    alice = await people(room_name, "alice", "Alice")
+    await until_joined(alice, "recorder")
+    assert await alice.next_data(20, sender="recorder") == {"hello": "alice"}
+    await alice.send("card 4111 1111 1111 1111 please")
+    assert (await alice.next_data(10, sender="recorder"))["echo"] == "card 4111 1111 1111 1111 please"
+    assert not list(folder.glob("*.json"))  # the session is still going
+    run.proc.send_signal(getattr(signal, sig))
+    assert await run.wait(10) == code
+    files = list(folder.glob("*.json"))
+    assert len(files) == 1, run.stderr()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temp file left behind
+    text = files[0].read_text()
+    record = json.loads(text)
+    jsonschema.validate(record, SCHEMA)
+    assert record["ended_by"] == "stopped"
+    assert [p["id"] for p in record["participants"]] == ["alice"]
+    echo = next(r for r in record["runs"] if r["event"] == "data_received")
+    assert next(a for a in echo["actions"] if a["action"] == "send")["values"]["data"]["echo"] == \
+        "card [redacted] please"
+    assert secret not in text and "4111" not in text
+
+
+async def test_a_full_disk_at_the_end_of_a_session_is_an_error_event(tmp_path, monkeypatch):
+    """ENOSPC from the kernel itself (/dev/full) while the record is written: an `error` event with
+    the reason, nothing left half-written, no exception out of session_ended."""
+    from types import SimpleNamespace
+
+    from runner.runtime.trace import Trace
+    fired = []
+    spec = check_file(_write_bot(tmp_path, _bot("lobby", tmp_path / "records")), environ={"HOOK_TOKEN": "x"})
+    bot = SimpleNamespace(spec=spec, trace=Trace(), once=False, state=SimpleNamespace(names={}, room={}, participants={}),
+                          dispatcher=SimpleNamespace(fire=lambda *a, **k: fired.append((a, k)), tasks=[]),
+                          generation=None, session_record=None)
+    records.session_connected(bot)
+    real_open = open
+    monkeypatch.setattr(records, "open", lambda *a, **k: real_open("/dev/full", "w", encoding="utf-8"),
+                        raising=False)
+    await asyncio.sleep(0.2)  # the folder check at the start (it passes: the folder is writable)
+    await records.session_ended(bot)
+    errors = [k["extra"]["error"]["message"] for a, k in fired if a[0] == "error"]
+    assert errors and "No space left on device" in errors[0], fired
+    assert [a[0] for a, _ in fired] == ["error", "session_ended"]  # session_ended still fires
+    assert next(k for a, k in fired if a[0] == "session_ended")["extra"]["session"]["record"] is None
+    assert not list((tmp_path / "records").glob("*"))
+
+
+def _write_bot(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recorder.yaml"
+    path.write_text(text)
+    return path

@@ -17,11 +17,12 @@ import click
 from loguru import logger
 
 from runner.host.reload import ReloadHost
-from runner.runtime import logs
+from runner.runtime import logs, records, telemetry
 from runner.runtime.bot import BotFatal, BotRuntime
 from runner.connect.endpoint import Server, remote_server, url_for
 
 STOP_TIMEOUT = 3.0
+RECORD_TIMEOUT = 2.0  # seconds for the session records of a stop to be written
 
 
 class Supervisor(ReloadHost):
@@ -73,6 +74,8 @@ class Supervisor(ReloadHost):
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if bot is not None:  # its file went away mid-session: the record of what it did so far
+            await records.session_stopped(bot)
 
     def server_for(self, spec) -> Server:
         if url_for(spec, self.environ) is None:
@@ -174,6 +177,10 @@ class Supervisor(ReloadHost):
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=0.5)
+        if bots:  # sessions cut short by ^C/SIGTERM still get their record (written atomically)
+            await asyncio.wait([asyncio.ensure_future(records.session_stopped(b)) for b in bots],
+                               timeout=RECORD_TIMEOUT)
+        telemetry.shutdown()  # the spans still queued (the process ends with os._exit)
 
     async def main(self) -> int:
         self.install_signals()

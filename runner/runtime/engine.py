@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from runner.runtime.state import SessionState
+from runner.runtime.telemetry import ActionSpan, RunSpan
 from runner.runtime.trace import RunOutcome, Trace, TraceEntry
 from runner.botfile.actions import ACTIONS
 from runner.botfile.actions_control import RENDERS_ITSELF
@@ -152,6 +153,10 @@ class Run:
         self.trace_entry.steps.append([self.node.name, self.node.line, self.masked(values), 0.0])
 
     async def run_action(self, node: ActionNode) -> None:
+        with ActionSpan(self, node):  # OpenTelemetry (runtime/telemetry.py): nothing when tracing is off
+            await self._run_action(node)
+
+    async def _run_action(self, node: ActionNode) -> None:
         previous, self.node = self.node, node
         started = time.perf_counter()
         entry = ACTIONS[node.name]
@@ -189,6 +194,10 @@ class Run:
 
     async def execute(self, nodes) -> TraceEntry:
         """Run a handler's actions; failures are recorded, never raised."""
+        with RunSpan(self):  # OpenTelemetry (runtime/telemetry.py): nothing when tracing is off
+            return await self._execute(nodes)
+
+    async def _execute(self, nodes) -> TraceEntry:
         started = time.perf_counter()
         token = _CURRENT.set(self)
         try:

@@ -225,6 +225,7 @@ class Generation:
         from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
         from pipecat.workers.runner import WorkerRunner
 
+        from runner.runtime import telemetry
         from runner.runtime.room_hooks import when_room_created
         from runner.runtime.wiring import wire_events
 
@@ -250,6 +251,10 @@ class Generation:
             # leave the room and come back on every turn; a failed transport ends the generation itself
             processor_unusable_policy=ProcessorUnusablePolicy.CONTINUE,
             name=f"{spec.name}#{self.number}",
+            # pipecat's own spans (conversation, turn, stt/llm/tts) when OTEL_* asks for traces:
+            # lkrun's event runs join them (runtime/telemetry.py)
+            enable_tracing=telemetry.enabled(), conversation_id=telemetry.conversation_id(bot),
+            additional_span_attributes={"lkrun.bot": spec.name},
         )
         wire_events(self)
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)

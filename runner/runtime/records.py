@@ -69,7 +69,9 @@ class SessionRecord:
 
     def __init__(self, bot):
         self.bot = bot
-        self.id = uuid.uuid4().hex
+        # the id pipecat's conversation span was given, when tracing started before the record
+        self.id = getattr(bot, "next_session_id", None) or uuid.uuid4().hex
+        bot.next_session_id = None
         self.started = time.time()
         self.participants: dict[str, dict] = {}
         self.transcript: deque = deque(maxlen=MAX_TRANSCRIPT)
@@ -192,7 +194,7 @@ class SessionRecord:
         return final.name
 
     # -- the document ------------------------------------------------------------------------------
-    def document(self, audio: str | None = None) -> dict:
+    def document(self, audio: str | None = None, ended_by: str = "session") -> dict:
         bot, spec = self.bot, self.bot.spec
         ended = time.time()
         names = bot.state.names
@@ -260,6 +262,7 @@ class SessionRecord:
             "state": {"room": _plain(bot.state.room), "participants": _plain(bot.state.participants)},
             "summary": summary,
             "audio": audio,
+            "ended_by": ended_by,
         }
         return self.clean(document)
 
@@ -388,11 +391,12 @@ def current(bot) -> SessionRecord | None:
 
 def session_connected(bot) -> None:
     """A generation joined: the session's record starts (first time) and follows the new room."""
-    from runner.runtime import transcripts
+    from runner.runtime import telemetry, transcripts
     record = current(bot)
     if record is None:
         record = bot.session_record = SessionRecord(bot)
         bot.trace.listeners.append(record.on_trace)
+        telemetry.session_started(bot, record)
         if record.conf is not None:
             asyncio.ensure_future(_check_folder(bot, record.conf["dir"]))
     gen = bot.generation
@@ -410,11 +414,11 @@ async def _check_folder(bot, folder: Path) -> None:
         report_error(bot, f"session record: cannot write to {folder}: {_reason(exc)}")
 
 
-async def session_ended(bot) -> None:
-    """The session is over and the bot has left: write the record, then fire session_ended."""
+def _close(bot) -> SessionRecord | None:
+    """Take the session's record off the bot (no more lines or runs go into it)."""
     record = current(bot)
     if record is None:
-        return
+        return None
     bot.session_record = None
     conversation = getattr(bot, "conversation", None)
     if conversation is not None:
@@ -424,9 +428,19 @@ async def session_ended(bot) -> None:
     except ValueError:
         pass
     record.detach()
+    return record
+
+
+async def session_ended(bot) -> None:
+    """The session is over and the bot has left: write the record, then fire session_ended."""
+    from runner.runtime import telemetry
+    record = _close(bot)
+    if record is None:
+        return
     await asyncio.sleep(0)  # the audio recorder's last piece (its handler runs as a task)
     audio = record.finish_audio()
     document = record.document(audio)
+    telemetry.session_ended(bot, document["summary"])
     path = await _write(bot, record, document)
     session = {"id": record.id, "transcript": document["transcript"], "summary": document["summary"],
                "record": str(path) if path else None,
@@ -435,6 +449,20 @@ async def session_ended(bot) -> None:
     bot.dispatcher.fire("session_ended", None, extra={"session": session})
     if bot.once and "session_ended" in bot.spec.on:  # the process exits next: let the webhook go out
         await _runs_finished(bot)
+
+
+async def session_stopped(bot) -> Path | None:
+    """lkrun is stopping (^C, SIGTERM) or the bot's file went away in the middle of a session: the
+    record is written as it stands, ``"ended_by": "stopped"``. ``session_ended`` does not fire (the
+    bot's runs were stopped with it). Returns the record's path, or None."""
+    from runner.runtime import telemetry
+    record = _close(bot)
+    if record is None:
+        return None
+    audio = record.finish_audio()
+    document = record.document(audio, ended_by="stopped")
+    telemetry.session_ended(bot, document["summary"])
+    return await _write(bot, record, document)
 
 
 async def _write(bot, record: SessionRecord, document: dict) -> Path | None:

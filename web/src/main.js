@@ -3,12 +3,14 @@
 // Plain JS on top of livekit-client; bundled by build.mjs into runner/playground/static/dist/.
 import { Room, RoomEvent, Track } from 'livekit-client';
 import { createEditor } from './editor.js';
+import { createTranscript } from './transcript.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   bot: $('bot'), join: $('join'), mic: $('mic'), level: $('level'), status: $('status'),
   roomInfo: $('room-info'), messages: $('messages'), composer: $('composer'), sendAs: $('send-as'),
   text: $('text'), send: $('send'), trace: $('trace'), clearTrace: $('clear-trace'), audio: $('audio'),
+  transcript: $('transcript'), agentState: $('agent-state'), agentName: $('agent-name'),
 };
 const MAX_ITEMS = 300;
 
@@ -89,7 +91,9 @@ async function join() {
   state.room = room;
   state.bot = session.bot;
   state.identity = session.identity;
+  transcript.reset();
   wire(room);
+  transcript.wire(room);
   try {
     await room.connect(session.url, session.token);
   } catch (err) {
@@ -112,6 +116,7 @@ async function join() {
   setStatus(`connected to ${session.url}`);
   system(`you joined room ${session.room}`);
   for (const p of room.remoteParticipants.values()) system(`${p.identity} is in the room`);
+  transcript.refresh(room);
 }
 
 async function leave() {
@@ -332,6 +337,7 @@ function follow() {
 
 // ---- start -----------------------------------------------------------------------------------
 const editor = createEditor(state);
+const transcript = createTranscript(state, { list: ui.transcript, agentBadge: ui.agentState, agentName: ui.agentName });
 ui.bot.addEventListener('change', () => editor.open(ui.bot.value));
 ui.join.addEventListener('click', () => (state.connected ? leave() : join()));
 ui.mic.addEventListener('click', toggleMic);
