@@ -68,8 +68,11 @@ def _label(text: str) -> str:
     return text.replace('"', "'").replace("\n", " ")
 
 
-def mermaid(config: dict, current: str | None = None) -> str:
-    """Mermaid flowchart text: the start marked, end nodes rounded, ``current`` highlighted."""
+def mermaid(config, current: str | None = None) -> str:
+    """Mermaid flowchart text: the start marked, end nodes rounded, ``current`` highlighted.
+
+    ``config`` is a FlowSpec or its pipecat-shaped ``config`` dict."""
+    config = getattr(config, "config", config)
     lines = ["flowchart TD", "  start((start))"]
     nodes = config.get("nodes") or {}
     finished = ends(config)

@@ -69,21 +69,12 @@ class FlowSpec:
             path = path[:-1]
         return self.positions.get((), (self.files[0] if self.files else "", 1, 1))
 
-    def transitions(self) -> dict[str, list[tuple[str, str]]]:
-        """node -> [(function name, target node)], global functions included at every node."""
-        def targets(function: dict) -> list[str]:
-            to = function.get("transition_to")
-            if isinstance(to, str):
-                return [to]
-            if isinstance(to, dict):
-                return list((to.get("cases") or {}).values()) + ([to["default"]] if to.get("default") else [])
-            return []
-        shared = [(f["name"], t) for f in self.config.get("global_functions", []) for t in targets(f)]
-        return {name: [(f["name"], t) for f in node.get("functions", []) for t in targets(f)] + shared
-                for name, node in self.config["nodes"].items()}
+    def transitions(self) -> list[tuple[str, str, str]]:
+        """(from node, function label, to node) for every transition."""
+        from runner.botfile.flow_graph import edges
+        return edges(self.config)
 
     def end_nodes(self) -> set[str]:
         """Nodes whose pre/post actions end the conversation."""
-        return {name for name, node in self.config["nodes"].items()
-                if any(a.get("type") == "end_conversation"
-                       for a in node.get("pre_actions", []) + node.get("post_actions", []))}
+        from runner.botfile.flow_graph import ends
+        return ends(self.config)
