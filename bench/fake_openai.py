@@ -5,6 +5,12 @@ pipecat's real OpenAILLMService, streaming, aggregators and tool calls are exerc
 Replies "You said: <last user text>"; when the user text contains a registered trigger
 word and the request offers that tool, it answers with a tool call instead, and after the
 tool's result it replies "Tool result: <content>".
+
+For conversation flows (`flow:`) it can also follow the node it is in: ``instruction_triggers``
+maps a phrase of the latest system/developer message (a node's task message) to a tool call,
+made once per such message while the request offers that tool. Arguments may be a function of
+the user text (``lambda text: {...}``). ``events`` records when each request arrived and when
+each answer was finished (loop time), for latency measurements.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from aiohttp import web
 
 
 class FakeOpenAI:
-    def __init__(self, tool_triggers: dict[str, tuple[str, dict]] | None = None):
+    def __init__(self, tool_triggers: dict[str, tuple[str, dict]] | None = None,
+                 instruction_triggers: dict[str, tuple[str, dict]] | None = None):
         self.tool_triggers = tool_triggers or {}  # word -> (tool name, arguments)
+        self.instruction_triggers = instruction_triggers or {}  # task-message phrase -> (tool name, arguments)
         self.requests: list[dict] = []
+        self.events: list[tuple[str, float, str]] = []  # ("request" | "answered", loop time, tool or text)
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -55,12 +64,22 @@ class FakeOpenAI:
         offered = {t.get("function", {}).get("name") for t in body.get("tools") or []}
         for word, (name, arguments) in self.tool_triggers.items():
             if word in text.lower() and name in offered:
-                return "tool", (name, arguments)
+                return "tool", (name, arguments(text) if callable(arguments) else arguments)
+        instruction = next((m for m in reversed(messages) if m.get("role") in ("system", "developer")
+                            or m.get("role") == "tool"), None)
+        if instruction is not None and instruction.get("role") != "tool":  # no call made since it
+            content = str(instruction.get("content") or "")
+            for phrase, (name, arguments) in self.instruction_triggers.items():
+                if phrase in content and name in offered:
+                    return "tool", (name, arguments(text) if callable(arguments) else arguments)
         return "text", f"You said: {text}"
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
+        import asyncio
+        loop = asyncio.get_running_loop()
         body = await request.json()
         self.requests.append(body)
+        self.events.append(("request", loop.time(), ""))
         kind, value = self._reply(body)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -83,4 +102,5 @@ class FakeOpenAI:
             await chunk({}, "stop")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
+        self.events.append(("answered", loop.time(), value[0] if kind == "tool" else "text"))
         return response

@@ -101,6 +101,9 @@ _event("timer", "a timer fired (every: seconds repeats, after: seconds once per 
            "properties": {"every": {"type": "number", "exclusiveMinimum": 0},
                           "after": {"type": "number", "minimum": 0}, "do": _TRIGGER_DO}})
 _event("reloaded", "this bot file was edited and the new version is live", {"changes": LEAF})
+_FLOW = {"flow": {"node": LEAF, "previous": LEAF}}
+_event("node_entered", "the flow entered a node (flow.node; flow.previous: the node it came from, or null)", _FLOW)
+_event("flow_ended", "the flow reached end_conversation (the session ends after it)", _FLOW)
 _event("error", "an action or stage failed (the run that failed has stopped)",
        {"error": {"message": LEAF, "event": LEAF, "action": LEAF, "line": LEAF, "file": LEAF}})
 _event("session_ended", "the session is over and the bot has left the room (its record is written): "

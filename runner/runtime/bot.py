@@ -19,6 +19,7 @@ from runner.runtime.trace import Trace
 from runner.runtime.generation import Generation, Outcome
 from runner.botfile.spec import BotSpec
 from runner.runtime.timers import IdleClock
+from runner.runtime.flows import FlowSession
 
 BACKOFF = (0.5, 1.0, 2.0, 3.0)
 
@@ -46,6 +47,8 @@ class BotRuntime:
         self.generations = 0
         self._session_tasks: list[asyncio.Task] = []
         self._carry: set[str] = set()  # who was in the room when `end` ran
+        self.flow = FlowSession()  # where the session's `flow:` is (reset by `end`)
+        self.context_aggregator = None  # the LLM context aggregator pair of the current generation
 
     @property
     def name(self) -> str:
@@ -144,6 +147,7 @@ class BotRuntime:
         self._cancel_session_tasks()
         await records.session_ended(self)  # write the record, fire session_ended (the bot has left)
         self.state.reset(carried=self._carry)
+        self.flow.reset()
         self._carry = set()
 
     def _cancel_session_tasks(self) -> None:
@@ -182,12 +186,23 @@ class BotRuntime:
         on/vars swap in place, live service settings are pushed as frames, anything else
         rejoins with a new generation; state is kept in every case."""
         from runner.runtime.changes import diff, push_settings
+        from runner.runtime.flow_reload import changed_nodes, take_in
         change = diff(self.spec, spec)
+        nodes = changed_nodes(self.spec.flow, spec.flow) if "flow" in change["changes"] else []
+        if nodes and spec.flow is not None:
+            from runner.runtime.flows import pipecat_problems
+            problems = pipecat_problems(spec.flow)
+            if problems:  # pipecat's own validation refused the new flow: the old version keeps running
+                logger.error(f"[{self.name}] " + "\n".join(problems) + "\nstill running the previous version")
+                return {"tier": "refused", "changes": [], "settings": {}, "problems": problems}
+        change["changes"] = [*change["changes"], *(f"flow.nodes.{n}" for n in nodes)]
         if change["tier"] == "settings":
             await push_settings(self, spec, change["settings"])
         self.swap_spec(spec)
         if change["tier"] == "generation":
             self.new_generation()
+        elif nodes and self.generation is not None and getattr(self.generation, "flow", None) is not None:
+            await take_in(self.generation.flow, spec.flow, nodes)
         self.dispatcher.fire("reloaded", None, extra={"changes": change["changes"]})
         return change
 

@@ -21,6 +21,8 @@ def diff(old, new) -> dict:
         changed = sorted(set(changed) | {"livekit"})
     result = {"tier": "live", "changes": changed, "settings": {}}
     live = sections.live_keys()
+    if old.flow is not None and new.flow is not None:
+        live = live | {"flow"}  # a running flow takes its new version in (runtime/flow_reload.py)
     rest = [k for k in changed if k not in live]
     if rest and rest != ["pipeline"] or not _same_shape(old, new):
         result["tier"] = "generation"
@@ -64,7 +66,8 @@ def _same_shape(old, new) -> bool:
 def describe(change: dict) -> str:
     keys = ", ".join(change["changes"]) or "nothing"
     how = {"live": "applied live", "settings": "service settings updated live",
-           "generation": "rejoined with a new pipeline"}[change["tier"]]
+           "generation": "rejoined with a new pipeline",
+           "refused": "refused (pipecat's flow validation), still running the previous version"}[change["tier"]]
     return f"{keys} changed, {how}"
 
 

@@ -72,6 +72,7 @@ class Generation:
         self._connect_task: asyncio.Task | None = None
         self._orphaned = False  # pipecat stopped waiting for a connect the SDK still runs
         self._release_task: asyncio.Task | None = None
+        self.flow = None  # runtime.flows.FlowRun when the bot has `flow:`
 
     def _own_room(self, room) -> None:
         """Keep pipecat's rtc.Room and run each of its connects to the end (see _connect)."""
@@ -257,6 +258,12 @@ class Generation:
             additional_span_attributes={"lkrun.bot": spec.name},
         )
         wire_events(self)
+        if spec.flow is not None:
+            from runner.runtime.flows import attach, pipecat_problems
+            problems = pipecat_problems(spec.flow)
+            if problems:  # pipecat's own validation, the second net behind lkrun's checks
+                return Outcome("build_failed", "pipecat refused the flow:\n" + "\n".join(problems))
+            attach(self)
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
         await runner.add_workers(self.worker)
         self._runner_task = asyncio.ensure_future(runner.run())
@@ -315,7 +322,7 @@ async def build_processors(spec, transport, bot) -> list:
         return [transport.input(), transport.output()]
     from runner.voice.pipeline import build_voice_processors
     processors = await build_voice_processors(spec, transport, bot)
-    if spec.tools and "llm" in bot.services:
+    if spec.tools and "llm" in bot.services and spec.flow is None:  # a flow offers them as global functions
         from runner.runtime.tools import register_tools
         register_tools(bot.services["llm"], bot)
     return processors

@@ -172,6 +172,15 @@ class Dispatcher:
                                     kind=info.get("kind"), attributes=info.get("attributes"), **variables)
         self._schedule(handler.mode, (event, participant), event, participant, nodes, variables, note)
 
+    async def run_now(self, event: str, participant: str | None = None, **variables) -> None:
+        """Run the event's actions here and wait for them (the flow's node_entered and flow_ended,
+        whose actions must finish before the session the flow ends is over); never raises."""
+        handler = self.bot.spec.on.get(event)
+        if handler is None or not handler.actions:
+            return
+        variables = event_variables(event, participant, **variables)
+        await self._run(event, participant, handler.actions, variables)
+
     def _taken_by_a_waiting_run(self, event, participant, variables) -> bool:
         """A run that waits for this input gets it (and `on:` handlers do not)."""
         seen = event_variables(event, participant, **{k: v for k, v in variables.items() if k != "_nodes"})

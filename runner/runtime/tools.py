@@ -5,41 +5,51 @@ from __future__ import annotations
 import asyncio
 
 
-def register_tools(llm, bot) -> None:
-    """Each tool call runs its actions in the bot's engine and returns the rendered result."""
+def speaker_variables(bot) -> tuple[str | None, dict]:
+    """The last speaker (tool and flow handler runs belong to them) and their `participant` variable."""
+    speaker = getattr(bot, "last_speaker", None)
+    info = bot.state.names.get(speaker, {}) if speaker else {}
+    return speaker, {"id": speaker, "name": info.get("name"), "metadata": info.get("metadata")}
+
+
+async def run_owned(bot, run, actions, speaker):
+    """Run actions as the speaker's: if they leave, the run stops (None is returned)."""
+    task = bot.dispatcher.own(speaker, asyncio.ensure_future(run.execute(actions)))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            task.cancel()
+            raise
+        return None
+
+
+async def run_tool(bot, name: str, args: dict):
+    """One call of a `tools:` entry: its actions, then its rendered result (what the LLM receives)."""
     from runner.runtime.engine import Run
     from runner.botfile.templates import TemplateError, render_value
 
+    current = next((t for t in bot.spec.tools if t.name == name), None)  # reload-safe
+    if current is None:
+        return {"error": f"tool {name} no longer exists"}
+    speaker, participant = speaker_variables(bot)
+    run = Run(bot.spec, bot.state, bot.effects, f"tool:{name}", {"args": args, "participant": participant},
+              speaker, bot.participants(), bot.trace)
+    entry = await run_owned(bot, run, current.actions, speaker)
+    if entry is None:
+        return {"error": "the caller left"}
+    if entry.error:
+        return {"error": f"{entry.action}: {entry.message}"}
+    try:
+        result = render_value(current.result, {**run.context(), "args": args})
+    except TemplateError as exc:
+        result = {"error": str(exc)}
+    return result if isinstance(result, (dict, list)) else {"result": result}
+
+
+def register_tools(llm, bot) -> None:
+    """Each tool call runs its actions in the bot's engine and returns the rendered result."""
     for tool in bot.spec.tools:
         async def handler(params, _name=tool.name):
-            current = next((t for t in bot.spec.tools if t.name == _name), None)  # reload-safe
-            args = dict(params.arguments or {})
-            if current is None:
-                await params.result_callback({"error": f"tool {_name} no longer exists"})
-                return
-            speaker = getattr(bot, "last_speaker", None)
-            info = bot.state.names.get(speaker, {}) if speaker else {}
-            variables = {"args": args, "participant": {"id": speaker, "name": info.get("name"),
-                                                       "metadata": info.get("metadata")}}
-            run = Run(bot.spec, bot.state, bot.effects, f"tool:{_name}", variables, speaker,
-                      bot.participants(), bot.trace)
-            # the run belongs to the caller: if they leave, it stops and the LLM hears why
-            task = bot.dispatcher.own(speaker, asyncio.ensure_future(run.execute(current.actions)))
-            try:
-                entry = await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    task.cancel()
-                    raise
-                await params.result_callback({"error": "the caller left"})
-                return
-            if entry.error:
-                await params.result_callback({"error": f"{entry.action}: {entry.message}"})
-                return
-            try:
-                context = {**run.context(), "args": args}
-                result = render_value(current.result, context)
-            except TemplateError as exc:
-                result = {"error": str(exc)}
-            await params.result_callback(result if isinstance(result, (dict, list)) else {"result": result})
+            await params.result_callback(await run_tool(bot, _name, dict(params.arguments or {})))
         llm.register_function(tool.name, handler)

@@ -119,13 +119,16 @@ async def build_voice_processors(spec, transport, bot) -> list:
         if vad is None:
             from runner.voice.services import build_vad
             vad = await asyncio.to_thread(build_vad, {}, spec)
-        user, assistant = LLMContextAggregatorPair(_context(spec), user_params=LLMUserAggregatorParams(
+        pair = LLMContextAggregatorPair(_context(spec), user_params=LLMUserAggregatorParams(
             vad_analyzer=vad, user_turn_strategies=_turn_strategies(spec.session)))
+        bot.context_aggregator = pair  # a flow's FlowManager drives the context through it
+        user, assistant = pair
         _wire_turn_events(user, bot)
         processors += [user, TurnRouter(bot, "llm" in built)]
     elif "llm" in built:
         from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
-        user, assistant = LLMContextAggregatorPair(_context(spec))
+        pair = bot.context_aggregator = LLMContextAggregatorPair(_context(spec))
+        user, assistant = pair
         processors.append(user)
     if "llm" in built:
         processors += [built["llm"], LLMStateTap(bot)]
