@@ -4,11 +4,12 @@ A scenario module defines NAME, TITLE, TIME_LIMIT (seconds, a hard bound) and
 ``async def run(ctx, report)``; ``IMPLEMENTED = False`` records a "not implemented yet" row.
 """
 
-from . import (event_action, hot_reload, scale_data, scale_voice, startup, validate, voice_round_trip,
-               worker_dispatch)
+from . import (event_action, flow_check, hot_reload, scale_data, scale_voice, startup, validate,
+               voice_round_trip, worker_dispatch)
 
 SCENARIOS = [
     validate,
+    flow_check,        # cold `lkrun validate` of a 50-node flow
     startup,
     event_action,
     scale_data,

@@ -7,6 +7,9 @@ is what the LLM receives back.
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 from runner.botfile import humanize
 from runner.botfile.check_actions import ActionChecker
 from runner.botfile.errors import did_you_mean
@@ -70,15 +73,32 @@ def _args_shape(parameters):
 
 
 def _check_parameters(checker, parameters: dict, path: tuple) -> None:
-    import jsonschema
     if parameters.get("type", "object") != "object":
         checker.report(path + ("type",), "tool parameters must be a JSON Schema of type object")
         return
     try:
-        jsonschema.Draft202012Validator.check_schema(parameters)
-    except jsonschema.SchemaError as exc:
-        checker.report(path + tuple(exc.absolute_path), f"tool parameters are not a valid JSON Schema: {exc.message}")
+        text = json.dumps(parameters, sort_keys=True)
+    except (TypeError, ValueError):
+        text = None
+    problem = _schema_problem(text) if text is not None else _meta_check(parameters)
+    if problem is not None:
+        checker.report(path + problem[0], f"tool parameters are not a valid JSON Schema: {problem[1]}")
     for name in parameters.get("required", []) or []:
         if name not in (parameters.get("properties") or {}):
             checker.report(path + ("required",), f"required argument '{name}' is not in properties"
                                                  f"{did_you_mean(name, parameters.get('properties') or {})}")
+
+
+@lru_cache(maxsize=512)
+def _schema_problem(text: str):
+    """Checking against the JSON Schema meta-schema costs ~2 ms; a flow repeats the same parameters."""
+    return _meta_check(json.loads(text))
+
+
+def _meta_check(parameters: dict):
+    import jsonschema
+    try:
+        jsonschema.Draft202012Validator.check_schema(parameters)
+    except jsonschema.SchemaError as exc:
+        return tuple(exc.absolute_path), exc.message
+    return None
