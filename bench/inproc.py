@@ -77,6 +77,15 @@ def main(folder: Path, quick: bool) -> dict:
                                                      lambda: FlowConfig.from_yaml(small), count, budget)
     out["check_big"], out["flow_big"] = paired(lambda: check_file(folder / "big.yaml"),
                                                lambda: FlowConfig.from_yaml(big), count, budget)
+    from runner.botfile.template_check import clear_facts
+    from runner.botfile.templates import clear_compiled
+
+    def first_check():  # every template unseen: what a file of new templates costs
+        clear_facts()
+        clear_compiled()
+        check_file(folder / "big.yaml")
+
+    out["check_big_new"], out["flow_big_2"] = paired(first_check, lambda: FlowConfig.from_yaml(big), count, budget)
 
     bombs = {"alias_bomb": botfiles.alias_bomb(), "deep_flow_30000": botfiles.deep_flow(30000),
              "deep_block_30000": botfiles.deep_block(30000)}

@@ -320,3 +320,76 @@ def test_an_unknown_escape_in_double_quotes():
     assert found.message == "in double quotes a backslash starts an escape, and '\\d' is not one"
     assert found.hint == ("use single quotes around the value instead of double quotes, "
                           "or write two backslashes: \\\\d")
+
+
+# ---- the libyaml fast path reads exactly what the pure-Python reference reads ------------------
+
+def _reference(text):
+    import runner.botfile.yamlsafe as yamlsafe
+    saved, yamlsafe._CBotLoader = yamlsafe._CBotLoader, None
+    try:
+        return yamlsafe.load_text(text, "f.yaml")
+    except ConfigError as exc:
+        return exc
+    finally:
+        yamlsafe._CBotLoader = saved
+
+
+def _same(a, b):
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _differential_inputs():
+    from bench import fuzz_loader
+    root = Path(__file__).resolve().parent / "fixtures"
+    inputs = [p.read_bytes() for p in sorted(root.rglob("*.yaml"))]
+    pool = fuzz_loader.seeds()
+    return inputs + [fuzz_loader.case(11, i, pool)[1] for i in range(400)]
+
+
+def test_the_libyaml_path_reads_what_the_reference_reads():
+    import runner.botfile.yamlsafe as yamlsafe
+    if yamlsafe._CBotLoader is None:
+        pytest.skip("PyYAML without libyaml")
+    used = 0
+    for raw in _differential_inputs():
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            continue
+        if yamlsafe._C_DIFFERS.search(text) or len(text) > yamlsafe.MAX_BYTES:
+            continue
+        fast = yamlsafe._fast(text, "f.yaml")
+        if fast is None:
+            continue
+        used += 1
+        ref = _reference(text)
+        assert not isinstance(ref, ConfigError), (text[:200], ref)
+        assert _same(fast.data, ref.data) and fast.values == ref.values and fast.keys == ref.keys, text[:200]
+    assert used > 100
+
+
+@pytest.mark.parametrize("text", ["a: 1\nb:\tc\n", "a: {b: c?d}\n", "a: {b: }\n", "? a\n: b\n", "a: >#\n  x\n",
+                                  "a: ! x\n", "a: 1\n\ufeffb: 2\n"])
+def test_where_libyaml_differs_the_reference_decides(text):
+    ref = _reference(text)
+    try:
+        got = load_text(text, "f.yaml")
+    except ConfigError as exc:
+        assert isinstance(ref, ConfigError) and exc.render() == ref.render()
+    else:
+        assert not isinstance(ref, ConfigError) and _same(got.data, ref.data) and got.values == ref.values
+
+
+def test_errors_are_the_reference_errors_and_positions():
+    import runner.botfile.yamlsafe as yamlsafe
+    for text in ["a: [1, 2\n", "a: 'x\nb: 2\n", "a: &x 1\nb: *x\n", "a: 1\na: 2\n", "<<: {a: 1}\n", "a: !!python/name:os.system x\n"]:
+        with pytest.raises(ConfigError) as fast:
+            yamlsafe.load_text(text, "f.yaml")
+        assert fast.value.render() == _reference(text).render()

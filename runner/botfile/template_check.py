@@ -7,7 +7,10 @@ Every failure is returned as a problem; nothing a bot file can contain raises fr
 from __future__ import annotations
 
 import re
+import threading
 from bisect import bisect_left, bisect_right
+
+from collections import OrderedDict
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import TemplateAssertionError
@@ -108,6 +111,87 @@ def _parse(text: str):
     return ast, None
 
 
+class _Facts:
+    """What a template's parse says independently of its event's variables, worked out once per
+    distinct text (a 1,000-action file repeats many templates; a reload repeats all of them)."""
+
+    __slots__ = ("failed", "fixed", "names", "undeclared", "stored", "chains", "_text", "_locator", "volatile")
+
+    def __init__(self, text: str):
+        self._text, self._locator = text, None
+        self.volatile = False  # a failure that depends on the caller's stack: never cached
+        self.fixed: list = []  # (lineno, name, message) or (line, col, message) problems of the text alone
+        self.names: list = []  # (lineno, name) of every loaded name
+        self.chains: list = []  # (lineno, root, path) of every constant attribute path
+        self.undeclared, self.stored = frozenset(), frozenset()
+        ast, self.failed = _parse(text)
+        if self.failed:
+            self.volatile = self.failed[2] == too_deep() and deep_brackets(_checker, text) is None
+            return
+        for node in ast.find_all((nodes.Filter, nodes.Test)):
+            is_filter = isinstance(node, nodes.Filter)
+            kind, known = ("filter", _checker.filters) if is_filter else ("test", _checker.tests)
+            if node.name not in known:  # jinja defers these to run time inside {% if %}: check them all now
+                self.fixed.append((node.lineno, node.name,
+                                   f"unknown {kind} '{node.name}'{did_you_mean(node.name, known)}"))
+                node.name = "string" if is_filter else "defined"  # so the checks below can run
+        for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+            tag = type(node).__name__.lower()
+            self.fixed.append((None, node.lineno - 1, f"'{tag}' is not supported in bot templates"))
+        try:  # statements can fail jinja's own compile-time checks; plain {{ }} expressions cannot
+            if "{%" in text:
+                _checker.compile(ast)
+        except TemplateAssertionError as exc:
+            self.fixed.append((None, (exc.lineno or 1) - 1, f"template error: {exc.message}"))
+        except (RecursionError, SyntaxError, MemoryError):  # Python's limits: ~20 nested {% for %}, ...
+            self.failed, self.volatile = (0, 0, too_deep()), True
+            return
+        names = list(ast.find_all(nodes.Name))
+        self.stored = frozenset(n.name for n in names if n.ctx != "load")
+        if "{%" in text:  # knows loop variables, {% set %}, macro args (only statements declare names)
+            self.undeclared = frozenset(meta.find_undeclared_variables(ast))
+        else:
+            self.undeclared = frozenset(n.name for n in names if n.ctx == "load" and n.name not in _checker.globals)
+        self.names = [(n.lineno, n.name) for n in names if n.ctx == "load" and n.name in self.undeclared]
+        for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+            root, path = _chain(node) or (None, ())
+            if root is not None and root.name not in self.stored and root.name in self.undeclared:
+                self.chains.append((root.lineno, root.name, path))
+
+    @property
+    def locator(self) -> _Locator:
+        if self._locator is None:
+            self._locator = _Locator(self._text)
+        return self._locator
+
+
+_FACTS: OrderedDict = OrderedDict()
+_FACTS_LOCK = threading.Lock()
+MAX_FACTS = 20000
+
+
+def _facts(text: str) -> _Facts:
+    with _FACTS_LOCK:
+        found = _FACTS.get(text)
+        if found is not None:
+            _FACTS.move_to_end(text)
+            return found
+    found = _Facts(text)
+    if found.volatile:
+        return found
+    with _FACTS_LOCK:
+        _FACTS[text] = found
+        while len(_FACTS) > MAX_FACTS:
+            _FACTS.popitem(last=False)
+    return found
+
+
+def clear_facts() -> None:
+    """Forget every parsed template (benchmarks measure a first check with this)."""
+    with _FACTS_LOCK:
+        _FACTS.clear()
+
+
 def check_template(text: str, variables: dict,
                    elsewhere: dict[str, str] | None = None) -> list[tuple[int, int, str]]:
     """Validate-time check of one template against the variables of its event.
@@ -115,53 +199,34 @@ def check_template(text: str, variables: dict,
     Returns ``(line_offset, col_offset, message)`` problems, 0-based relative to ``text``.
     ``elsewhere`` maps names unavailable here to a phrase such as ``"only in data_received"``.
     """
-    ast, failed = _parse(text)
-    if failed:
-        return [failed]
-    locator, problems, elsewhere = _Locator(text), set(), elsewhere or {}
+    facts = _facts(text)
+    if facts.failed:
+        return [facts.failed]
+    problems, elsewhere = set(), elsewhere or {}
 
     def report(lineno: int, name: str, message: str, path: tuple = ()) -> None:
-        problems.add((*locator.where(lineno, name, path), message))
+        problems.add((*facts.locator.where(lineno, name, path), message))
 
-    for node in ast.find_all((nodes.Filter, nodes.Test)):
-        is_filter = isinstance(node, nodes.Filter)
-        kind, known = ("filter", _checker.filters) if is_filter else ("test", _checker.tests)
-        if node.name not in known:  # jinja defers these to run time inside {% if %}: check them all now
-            report(node.lineno, node.name, f"unknown {kind} '{node.name}'{did_you_mean(node.name, known)}")
-            node.name = "string" if is_filter else "defined"  # so the checks below can run
-    for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        tag = type(node).__name__.lower()
-        problems.add((node.lineno - 1, 0, f"'{tag}' is not supported in bot templates"))
-    try:  # statements can fail jinja's own compile-time checks; plain {{ }} expressions cannot
-        if "{%" in text:
-            _checker.compile(ast)
-    except TemplateAssertionError as exc:
-        problems.add(((exc.lineno or 1) - 1, 0, f"template error: {exc.message}"))
-    except (RecursionError, SyntaxError, MemoryError):  # Python's limits: ~20 nested {% for %}, ...
-        return [(0, 0, too_deep())]
-    names = list(ast.find_all(nodes.Name))
-    stored = {n.name for n in names if n.ctx != "load"}
-    if "{%" in text:  # knows loop variables, {% set %}, macro args (only statements declare names)
-        undeclared = meta.find_undeclared_variables(ast)
-    else:
-        undeclared = {n.name for n in names if n.ctx == "load" and n.name not in _checker.globals}
-    for node in names:
-        name = node.name
-        if node.ctx == "load" and name in undeclared and name not in variables:
-            report(node.lineno, name, f"variable '{name}' is not available here ({elsewhere[name]})"
+    for lineno, name, message in facts.fixed:
+        if lineno is None:
+            problems.add((name, 0, message))
+        else:
+            report(lineno, name, message)
+    for lineno, name in facts.names:
+        if name not in variables:
+            report(lineno, name, f"variable '{name}' is not available here ({elsewhere[name]})"
                    if name in elsewhere else f"unknown variable '{name}'{did_you_mean(name, variables)}")
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        root, path = _chain(node) or (None, ())
-        if root is None or root.name not in variables or root.name in stored or root.name not in undeclared:
+    for lineno, root, path in facts.chains:
+        if root not in variables:
             continue
-        spec = variables[root.name]
+        spec = variables[root]
         for k, attr in enumerate(path):
             if not isinstance(spec, dict):  # LEAF (or any non-dict description) stops checking
                 break
             if attr not in spec:
-                owner = ".".join((root.name, *path[:k]))
+                owner = ".".join((root, *path[:k]))
                 message = f"unknown attribute '{attr}' of '{owner}'{did_you_mean(attr, spec)}"
-                report(root.lineno, root.name, message, path[: k + 1])
+                report(lineno, root, message, path[: k + 1])
                 break
             spec = spec[attr]
     return sorted(problems)

@@ -8,6 +8,8 @@ variable (never compiled), the sandbox is immutable, and size-amplifying operati
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 
 from jinja2 import StrictUndefined, nodes
@@ -170,9 +172,9 @@ def _lone_expression(ast):
 class Template:
     """One compiled template string from the bot file; renders against event variables."""
 
-    def __init__(self, sandbox: Sandbox, source: str):
+    def __init__(self, sandbox: Sandbox | _Compiler, source: str):
         self.source, self._limit, env = source, sandbox.max_output, sandbox.env
-        self._template = self._expression = self._path = None
+        self._template = self._expression = self._path = self._ast = None
         if deep_brackets(env, source) is not None:
             raise TemplateError(too_deep())
         ast = env.parse(source)  # once: a 100 KB template costs a second per parse
@@ -181,11 +183,22 @@ class Template:
         stripped = source.strip()  # the rule check_actions uses too: starts with {{ and ends with }}
         expr = _lone_expression(ast) if stripped.startswith("{{") and stripped.endswith("}}") else None
         if expr is not None:  # as Environment.compile_expression does, from the parsed node
-            assign = nodes.Assign(nodes.Name("result", "store", lineno=1), expr, lineno=1)
-            self._expression = env.from_string(nodes.Template([assign], lineno=1))
-            self._path = _plain_path(expr)
-        else:
-            self._template = env.from_string(ast)
+            self._env, self._expr = env, expr  # code is generated on the first render that needs it:
+            self._path = _plain_path(expr)     # `{{ participant.id }}` is looked up, never compiled
+        else:  # text with only {{ }} is compiled on its first render too; statements can fail Python's
+            self._env, self._ast = env, ast  # own limits (20 nested blocks), so they compile here, now
+            if "{%" in source:
+                self._compile_text()
+
+    def _compile_text(self):
+        self._template = self._env.from_string(self._ast)
+        self._ast = None
+        return self._template
+
+    def _compile_expression(self):
+        assign = nodes.Assign(nodes.Name("result", "store", lineno=1), self._expr, lineno=1)
+        self._expression = self._env.from_string(nodes.Template([assign], lineno=1))
+        return self._expression
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
@@ -197,13 +210,14 @@ class Template:
             if value is not _SLOW and (not isinstance(value, str) or len(value) <= self._limit):
                 return value
         try:
-            return self._native(context) if self._expression is not None else self._text(context)
+            return self._native(context) if self._ast is None and self._template is None else self._text(context)
         except Exception as exc:  # anything a template does wrong stops only this run
             raise _failure(exc, self.source) from None
 
     def _native(self, context: dict) -> object:
-        ctx = self._expression.new_context(dict(context))
-        for _ in self._expression.root_render_func(ctx):
+        expression = self._expression or self._compile_expression()
+        ctx = expression.new_context(dict(context))
+        for _ in expression.root_render_func(ctx):
             pass
         value = ctx.vars.get("result")
         if isinstance(value, Undefined):
@@ -216,7 +230,8 @@ class Template:
 
     def _text(self, context: dict) -> str:
         """Stream with generate() so an over-long output stops early instead of filling memory."""
-        parts, size, stream = [], 0, self._template.generate(context)
+        template = self._template or self._compile_text()
+        parts, size, stream = [], 0, template.generate(context)
         try:
             for chunk in stream:
                 size += len(chunk)
@@ -228,8 +243,29 @@ class Template:
         return "".join(parts)
 
 
+class _Compiler:
+    """The environment templates compile in: one per output cap, shared by every Sandbox (compiled
+    templates are immutable and render against their own context), so a reload recompiles only
+    the templates that changed. ``Sandbox.env`` stays each bot's own (callers may adjust it)."""
+
+    def __init__(self, max_output: int):
+        self.max_output = max_output
+        self.env = _Environment(max_output)
+
+
+_COMPILERS: dict[int, _Compiler] = {}
+_COMPILED: OrderedDict = OrderedDict()  # (max_output, text) -> Template, least recently used first
+_LOCK = threading.Lock()
+MAX_COMPILED = 20000  # templates kept across reloads (a 256 KiB file holds at most a few thousand)
+
+
+def clear_compiled() -> None:
+    """Forget every compiled template (benchmarks measure a first compile with this)."""
+    _COMPILED.clear()
+
+
 class Sandbox:
-    """One per bot: the sandboxed environment and a cache of compiled templates."""
+    """One per bot: the sandboxed environment and the compiled templates it has asked for."""
 
     def __init__(self, max_output: int = 65536):
         self.max_output = max_output
@@ -238,16 +274,33 @@ class Sandbox:
 
     def compile(self, text: str) -> Template:
         """Compile a template string from the bot file (never event data)."""
-        if text not in self._cache:
-            try:
-                self._cache[text] = Template(self, text)
-            except JinjaError as exc:
-                raise TemplateError(f"template syntax error: {exc}") from None
-            except (RecursionError, SyntaxError, MemoryError):  # Python's own nesting limits
-                raise TemplateError(too_deep()) from None
-            except ValueError as exc:  # {{ 1111... }} past Python's int-string limit
-                raise TemplateError(number_message(exc)) from None
-        return self._cache[text]
+        found = self._cache.get(text)
+        if found is None:
+            found = self._cache[text] = _compile(self.max_output, text)
+        return found
+
+
+def _compile(max_output: int, text: str) -> Template:
+    key = (max_output, text)
+    with _LOCK:  # reloads check in a worker thread
+        found = _COMPILED.get(key)
+        if found is not None:
+            _COMPILED.move_to_end(key)
+            return found
+    compiler = _COMPILERS.get(max_output) or _COMPILERS.setdefault(max_output, _Compiler(max_output))
+    try:
+        found = Template(compiler, text)
+    except JinjaError as exc:
+        raise TemplateError(f"template syntax error: {exc}") from None
+    except (RecursionError, SyntaxError, MemoryError):  # Python's own nesting limits
+        raise TemplateError(too_deep()) from None
+    except ValueError as exc:  # {{ 1111... }} past Python's int-string limit
+        raise TemplateError(number_message(exc)) from None
+    with _LOCK:
+        _COMPILED[key] = found
+        while len(_COMPILED) > MAX_COMPILED:
+            _COMPILED.popitem(last=False)
+    return found
 
 
 def template_strings(value, rel: tuple = (), skip=frozenset()):

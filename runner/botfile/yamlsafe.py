@@ -3,7 +3,10 @@
 Bot files are edited by non-programmers and reloaded inside a process that hosts
 live calls, so the loader is strict and boring on purpose:
 
-* pure-Python SafeLoader only (libyaml segfaults on deep nesting), no unsafe fallback;
+* libyaml's C parser for the events when PyYAML has it, composed by the guarded Python composer
+  below (libyaml's own composer recurses without a limit and segfaults on deep nesting); a file
+  the C path does not read cleanly is read again by the pure-Python parser, so every error
+  message and position is the pure-Python one; no unsafe loader anywhere;
 * only ``true``/``false`` are booleans (``on:``, ``no``, ``off``, ``yes`` stay strings),
   no octal, sexagesimal or timestamp surprises;
 * anchors, aliases and custom tags are refused (billion-laughs, code execution);
@@ -111,9 +114,32 @@ class _BotLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, y
             if self._depth > MAX_DEPTH:
                 raise _Refused(event.start_mark, f"the file nests deeper than {MAX_DEPTH} levels",
                                "a bot file never needs this much nesting; check the indentation")
-            return super().compose_node(parent, index)
+            return yaml.composer.Composer.compose_node(self, parent, index)
         finally:
             self._depth -= 1
+
+
+try:
+    from yaml._yaml import CParser as _CParser
+except ImportError:  # PyYAML built without libyaml: the pure-Python loader does everything
+    _CParser = None
+
+if _CParser is not None:
+    class _CBotLoader(yaml.composer.Composer, _CParser, yaml.constructor.SafeConstructor, _StrictResolver):
+        """libyaml's events (the scanner and parser are most of the pure-Python cost), composed in
+        Python by the same guarded composer: libyaml's parser is iterative, nothing recurses there."""
+
+        allowed_tags: frozenset = frozenset()
+        compose_node = _BotLoader.compose_node
+
+        def __init__(self, stream):
+            _CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            _StrictResolver.__init__(self)
+            self._depth = 0
+else:
+    _CBotLoader = None
 
 
 _YAML_TAG = "tag:yaml.org,2002:"
@@ -144,6 +170,10 @@ def load_text(text: str, file: str, loader_class=None) -> Document:
         raise ConfigError(Problem(file, line, col, f"the file contains {what}",
                                   None if bad.group() == "\x00" else "delete it (it is often invisible)"))
     check_flow_depth(text, file, MAX_DEPTH)
+    if _CBotLoader is not None and loader_class in (None, _BotLoader) and not _C_DIFFERS.search(text):
+        doc = _fast(text, file)
+        if doc is not None:
+            return doc
     loader = (loader_class or _BotLoader)(text)
     doc = Document(file=file, data=None, text=text)
     try:
@@ -172,6 +202,51 @@ def load_text(text: str, file: str, loader_class=None) -> Document:
     except (yaml.YAMLError, RecursionError, ValueError, OverflowError, TypeError,
             UnicodeError, MemoryError) as exc:
         raise ConfigError(Problem(file, 1, 1, f"cannot read this file as YAML: {type(exc).__name__}")) from None
+    finally:
+        loader.dispose()
+    return doc
+
+
+# Where libyaml and the pure-Python reader disagree, the reference reader decides: tabs (libyaml
+# allows more of them), a BOM inside the text, unusual line breaks, explicit '? ' keys (the empty
+# value's position differs), '!' tags and, found after parsing, plain scalars inside [ ] or { } that are
+# empty or hold an indicator (libyaml reads `{a: b?c}` and places `{a: }` one column on).
+_C_DIFFERS = re.compile("[\t\ufeff\x85\u2028\u2029]|(?:\\A|(?<=[\\s\\[{,]))(?:\\?(?=\\s|\\Z)|!)"
+                        "|[|>][-+0-9]*#")  # and a block scalar header glued to a comment ('>#')
+_FLOW_INDICATORS = frozenset(",?[]{}:#")
+
+
+def _flow_plain_differs(root) -> bool:
+    stack = [(root, False)]
+    while stack:
+        node, flow = stack.pop()
+        if isinstance(node, ScalarNode):
+            if flow and not node.style and (not node.value or not _FLOW_INDICATORS.isdisjoint(node.value)):
+                return True
+            continue
+        flow = flow or bool(node.flow_style)
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                stack.append((key, flow))
+                stack.append((value, flow))
+        else:
+            stack.extend((item, flow) for item in node.value)
+    return False
+
+
+def _fast(text: str, file: str) -> Document | None:
+    """The document through libyaml's parser, or None for anything it does not read cleanly: the
+    pure-Python path then reads the file again and reports the problem in its own words."""
+    loader = _CBotLoader(text)
+    doc = Document(file=file, data=None, text=text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            if _flow_plain_differs(node):
+                return None
+            doc.data = _build(node, (), doc, loader)
+    except Exception:  # noqa: BLE001 - every failure is explained by the reference path
+        return None
     finally:
         loader.dispose()
     return doc
@@ -215,7 +290,7 @@ def _build(node, path: Path, doc: Document, loader: _BotLoader):
         result: dict = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge" or (
-                    isinstance(key_node, ScalarNode) and key_node.value == "<<" and key_node.style is None):
+                    isinstance(key_node, ScalarNode) and key_node.value == "<<" and not key_node.style):
                 raise _Refused(key_node.start_mark, "merge keys ('<<') are not allowed in bot files",
                                "write the keys out in full")
             if not isinstance(key_node, ScalarNode):
