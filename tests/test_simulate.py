@@ -309,3 +309,23 @@ def test_timer_steps_are_labelled_and_a_failing_step_does_not_stop_the_others(tm
                                           "after 1 s, then every 60 s:", "  log (info): late"]
     assert result.stderr.startswith(f"{bot}:18:12: error in action 'wait': ")
 
+
+
+def test_simulate_node_entered_shows_the_node_rendered_after_its_on_enter(monkeypatch):
+    """`lkrun simulate BOT node_entered --node NAME`: on_enter runs first (its http is not sent), then
+    the node's messages are rendered from the state it left, with the functions the LLM is offered."""
+    from click.testing import CliRunner
+    from runner.cli import main
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    state = '{"name": "Ada", "birthday": "1990-01-02", "reason": "a cough", "urgent": true}'
+    result = CliRunner().invoke(main, ["simulate", "examples/clinic_intake.yaml", "node_entered", "--node", "book",
+                                       "--state", state])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:3] == ["book.on_enter:", "  http GET http://127.0.0.1:8099/slots?urgent=true (not sent)",
+                         '  set: state.slot = "tomorrow at nine"']
+    assert "  developer: The caller is Ada, born 1990-01-02, calling about a cough. Offer the slot tomorrow " \
+           "at nine and ask whether it suits them." in lines
+    assert "  function confirm_slot() -> goodbye" in lines
+    wrong = CliRunner().invoke(main, ["simulate", "examples/clinic_intake.yaml", "node_entered", "--node", "bok"])
+    assert wrong.exit_code == 2 and "did you mean 'book'" in wrong.output

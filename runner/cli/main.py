@@ -88,7 +88,8 @@ Examples:
   lkrun simulate bots/greeter.yaml user_said --text "okay, bye"
   lkrun simulate bots/greeter.yaml participant_left --others bob --var reason=CLIENT_INITIATED
   lkrun simulate bots/x.yaml dtmf_event --digit 5 --state '{"count": 2}'
-  lkrun simulate bots/x.yaml error --var error.message=boom --var error.line=12""")
+  lkrun simulate bots/x.yaml error --var error.message=boom --var error.line=12
+  lkrun simulate examples/clinic_intake.yaml node_entered --node book --state '{"name": "Ada"}'""")
 @click.argument("bot", type=click.Path())
 @click.argument("event")
 @click.option("--participant", default="alice", show_default=True, help="The participant's identity.")
@@ -106,14 +107,15 @@ Examples:
 @click.option("--state", "room_state", default=None, metavar="JSON",
               help="The room state before the run, e.g. '{\"count\": 2}'.")
 @click.option("--participant-state", default=None, metavar="JSON", help="The participant's state before the run.")
+@click.option("--node", default=None, help="node_entered: the flow node to show, rendered (default: the first).")
 @click.option("--allow-missing-env", is_flag=True, help="Unset ${VARS} are warnings, not errors.")
 def simulate(bot, event, participant, name, text, data, digit, assignments, others, room_state,
-             participant_state, allow_missing_env):
+             participant_state, node, allow_missing_env):
     """Run an event's actions without a room and show what would happen."""
     from runner.cli.simulate import simulate_cli
     sys.exit(simulate_cli(bot, event, participant=participant, name=name, data=data, text=text, digit=digit,
                           assignments=assignments, others=[o.strip() for o in others.split(",") if o.strip()],
-                          room_state=room_state, participant_state=participant_state,
+                          room_state=room_state, participant_state=participant_state, node=node,
                           allow_missing_env=allow_missing_env))
 
 
@@ -121,14 +123,22 @@ def simulate(bot, event, participant, name, text, data, digit, assignments, othe
 Examples:
   lkrun test bots/ examples/              every *.test.yaml in these folders
   lkrun test bots/greeter.yaml            a bot file runs its greeter.test.yaml
-  lkrun test bots/ --junit report.xml     JUnit XML for CI""")
+  lkrun test bots/ --junit report.xml     JUnit XML for CI
+  lkrun test bots/ --live                 the same cases in a real room (embedded server)
+  lkrun test examples/voice_assistant.yaml --llm-url http://127.0.0.1:8000/v1""")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--junit", "junit_file", type=click.Path(), default=None, help="Also write a JUnit XML report here.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def test_command(paths, junit_file, fmt):
+@click.option("--llm-url", default=None, metavar="URL",
+              help="Offline: LLM requests no llm: step answers go to this OpenAI-compatible server.")
+@click.option("--live", is_flag=True, help="Run the cases against the real bot in real LiveKit rooms.")
+@click.option("--url", "livekit_url", default=None, metavar="URL",
+              help="With --live: the LiveKit server (default: LIVEKIT_URL, else an embedded dev server).")
+def test_command(paths, junit_file, fmt, llm_url, live, livekit_url):
     """Run conversation tests (*.test.yaml) offline; exit 1 on a failure, 2 on a test-file error."""
     from runner.cli.test import test_cli
-    sys.exit(test_cli(list(paths), junit_file=junit_file, fmt=fmt))
+    sys.exit(test_cli(list(paths), junit_file=junit_file, fmt=fmt, llm_url=llm_url, live=live,
+                      livekit_url=livekit_url))
 
 
 @main.command()

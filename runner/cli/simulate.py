@@ -31,7 +31,7 @@ def _unused_options(event: str, given: dict) -> list[str]:
 
 
 def simulate_cli(bot, event, *, participant, name, data, text, allow_missing_env, digit=None,
-                 assignments=(), others=(), room_state=None, participant_state=None) -> int:
+                 assignments=(), others=(), room_state=None, participant_state=None, node=None) -> int:
     from runner.botfile.check import check_file
     try:
         spec = check_file(bot, allow_missing_env=allow_missing_env)
@@ -64,6 +64,23 @@ def simulate_cli(bot, event, *, participant, name, data, text, allow_missing_env
     except SimulateInputError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
+    if node is not None or (event == "node_entered" and spec.flow is not None):
+        return _simulate_node(spec, event, node, participant, name, others, state)
     effects = asyncio.run(simulate(spec, event, participant=participant, name=name, data=data, text=text,
                                    digit=digit, variables=variables, others=others, state=state))
+    return 1 if effects.errors else 0
+
+
+def _simulate_node(spec, event, node, participant, name, others, state) -> int:
+    from runner.runtime.simulate import PrintEffects
+    from runner.runtime.simulate_flow import simulate_node
+    if spec.flow is None or event != "node_entered":
+        click.echo("error: --node is for 'node_entered' in a bot with a flow: section", err=True)
+        return 2
+    node = node or spec.flow.initial_node
+    if node not in spec.flow.nodes:
+        click.echo(f"error: there is no node named '{node}'{did_you_mean(node, spec.flow.nodes)}", err=True)
+        return 2
+    effects = asyncio.run(simulate_node(spec, node, PrintEffects(spec.secrets), participant=participant,
+                                        name=name, others=others, state=state))
     return 1 if effects.errors else 0
