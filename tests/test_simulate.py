@@ -196,7 +196,7 @@ def test_greeter_answers_ping_from_text_or_data(args):
 
 def test_a_run_with_no_output_says_so():
     result = sim(str(ROOT / "bots" / "greeter.yaml"), "data_received", "--text", "hello")
-    assert (result.exit_code, result.stdout) == (0, "ran 1 action (if at line 31), nothing to show\n")
+    assert (result.exit_code, result.stdout) == (0, "ran 2 actions (run at line 31, if at line 49), nothing to show\n")
 
 
 def test_missing_event_fields_read_as_null(tmp_path):
