@@ -117,8 +117,10 @@ async def served(bot_dir):
         await pg.stop()
 
 
-async def call(pg, path, body=None, *, headers=None):
-    headers = {"Host": f"127.0.0.1:{pg.port}", **(headers or {})}
+async def call(pg, path, body=None, *, headers=None, csrf=True):
+    """A request as the page makes it (POSTs carry the playground's per-start token)."""
+    headers = {"Host": f"127.0.0.1:{pg.port}", **({"X-Lkrun-Csrf": pg.csrf} if csrf and body is not None else {}),
+               **(headers or {})}
     async with aiohttp.ClientSession() as session:
         if body is None:
             request = session.get(f"http://127.0.0.1:{pg.port}{path}", headers=headers)
@@ -134,17 +136,17 @@ async def call(pg, path, body=None, *, headers=None):
                 return resp.status, text
 
 
-def validate_json(capsys, text: str, folder: Path) -> list[dict]:
+def validate_json(capsys, text: str, folder: Path, key: str = KEY) -> list[dict]:
     """What `lkrun validate --format json bots/greeter.yaml` prints for this text, run from a
     project folder of its own (the same relative file name as the running bot's)."""
     from runner.cli.validate import validate_paths
     (folder / "bots").mkdir(parents=True, exist_ok=True)
-    (folder / KEY).write_text(text)
+    (folder / key).write_text(text)
     here = Path.cwd()
     os.chdir(folder)
     try:
         capsys.readouterr()
-        validate_paths([KEY], fmt="json")
+        validate_paths([key], fmt="json")
         return json.loads(capsys.readouterr().out)["problems"]
     finally:
         os.chdir(here)
@@ -177,6 +179,68 @@ async def test_only_running_bots_files_are_read_and_only_from_here(served, bot_d
     assert status == 413
     status, schema = await call(pg, "/api/schema")
     assert status == 200 and "on" in schema["properties"] and "say" in schema["$defs"]["actions"]
+
+
+async def test_writes_need_this_starts_token_and_no_edit_refuses_them(served, bot_dir):
+    host, pg = await served()
+    save = {"bot": "greeter", "text": BOT.replace("Welcome", "Hi"), "digest": text_digest(BOT)}
+    status, body = await call(pg, "/api/save", save, csrf=False)
+    assert status == 403 and "X-Lkrun-Csrf" in body
+    status, _ = await call(pg, "/api/save", save, headers={"X-Lkrun-Csrf": "a-token-of-an-earlier-start"})
+    assert status == 403
+    status, _ = await call(pg, "/api/draft", {"bot": "greeter", "text": "x", "base": None}, csrf=False)
+    assert status == 403
+    assert (bot_dir / KEY).read_text() == BOT
+    _, listing = await call(pg, "/api/bots")
+    assert listing["csrf"] == pg.csrf and listing["edit"] is True
+    status, _ = await call(pg, "/api/save", save)
+    assert status == 200 and (bot_dir / KEY).read_text() == save["text"]
+
+    readonly = Playground(Host([KEY]), edit=False)  # lkrun --no-edit
+    await readonly.start()
+    try:
+        assert readonly.csrf != pg.csrf
+        status, answer = await call(readonly, "/api/file?bot=greeter")
+        assert status == 200 and answer["edit"] is False
+        status, answer = await call(readonly, "/api/check", {"bot": "greeter", "text": MISTAKE})
+        assert status == 200 and not answer["ok"]  # checking still works
+        for path, body in (("/api/save", dict(save, digest=text_digest(save["text"]), text=BOT)),
+                           ("/api/keep", {"bot": "greeter", "text": BOT}),
+                           ("/api/draft", {"bot": "greeter", "text": BOT, "base": None})):
+            status, answer = await call(readonly, path, body)
+            assert status == 403 and "--no-edit" in answer["error"], path
+        assert (bot_dir / KEY).read_text() == save["text"]
+        assert sorted(p.name for p in (bot_dir / "bots").iterdir()) == ["greeter.yaml"]
+    finally:
+        await readonly.stop()
+
+
+async def test_a_file_that_is_not_running_opens_by_its_name_and_nothing_else_does(served, bot_dir):
+    """A bot file with an error at start is listed (running: false) and can be read and saved by its
+    listed id; paths that are not in the listing are not, however they are spelled."""
+    broken = "bots/broken.yaml"
+    (bot_dir / broken).write_text(MISTAKE.replace("greeter", "broken"))
+    (bot_dir / "secret.yaml").write_text("api_secret: do-not-show\n")
+    host = Host([KEY])
+    host.files.append(Path(broken))
+    host.file_keys[str(Path(broken).resolve())] = broken
+    _, pg = await served(host)
+    _, listing = await call(pg, "/api/bots")
+    assert [(b["id"], b["running"]) for b in listing["bots"]] == [("greeter", True), (broken, False)]
+    status, answer = await call(pg, "/api/session?bot=" + broken)
+    assert status == 409
+    status, answer = await call(pg, "/api/file?bot=" + broken)
+    assert status == 200 and answer["file"] == broken and "sya" in answer["text"]
+    for wanted in ("bots/../secret.yaml", "secret.yaml", "./bots/broken.yaml", str(bot_dir / broken),
+                   "bots/broken.yaml/", "BOTS/broken.yaml", "bots/greeter.yaml"):
+        status, _ = await call(pg, "/api/file?bot=" + wanted)
+        assert status == 404, wanted
+        status, _ = await call(pg, "/api/save", {"bot": wanted, "text": "x", "digest": ""})
+        assert status == 404, wanted
+    fixed = (bot_dir / broken).read_text().replace("sya:", "send:")
+    status, _ = await call(pg, "/api/save", {"bot": broken, "text": fixed, "digest": answer["digest"]})
+    assert status == 200 and (bot_dir / broken).read_text() == fixed
+    assert (bot_dir / "secret.yaml").read_text() == "api_secret: do-not-show\n"
 
 
 async def test_check_says_what_lkrun_validate_says(served, capsys, tmp_path):
@@ -421,3 +485,111 @@ async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromiu
         host.stop_event.set()
         await asyncio.wait_for(watching, 5)
         await pg.stop()
+
+
+HELPER_BROKEN = """version: 1
+name: helper
+livekit: {room: ROOM, identity: helper}
+on:
+  participant_connected:
+    - sya: {to: "{{ participant.id }}", data: {text: "helper here"}}
+"""
+PINGER = """version: 1
+name: pinger
+livekit: {room: ROOM, identity: pinger}
+on:
+  data_received:
+    - send: {data: pong}
+"""
+
+
+@pytest.mark.livekit
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+async def test_a_file_broken_at_start_is_listed_fixed_in_the_page_and_then_runs(livekit_server, tmp_path,
+                                                                                monkeypatch, capsys):
+    """`lkrun bots/` with one broken file: the page lists it, opens it with lkrun's own problem,
+    the person fixes it there and saves, the bot starts, and the page can join it."""
+    from test_playground import Browser, browser_ready, write_wav
+    import numpy as np
+
+    from runner.botfile.files import check_many
+    from runner.host.supervisor import Supervisor
+    browser_ready()
+    shots = Path(os.environ.get("LKRUN_PLAYGROUND_SCREENSHOTS") or tmp_path)
+    shots = shots if shots.is_absolute() else ROOT / shots
+    shots.mkdir(parents=True, exist_ok=True)
+    project = tmp_path / "project"
+    (project / "bots").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    suffix = os.urandom(3).hex()
+    Path("bots/helper.yaml").write_text(HELPER_BROKEN.replace("ROOM", f"help-{suffix}"))
+    Path("bots/pinger.yaml").write_text(PINGER.replace("ROOM", f"ping-{suffix}"))
+    (project / "outside.yaml").write_text(PINGER.replace("ROOM", "x").replace("pinger", "outsider"))
+    os.symlink(project / "outside.yaml", project / "bots" / "link.yaml")  # out of the folder: never listed
+    files, _ = expand(["bots"])
+    specs, problems = check_many(files)
+    assert "pinger" in [s.name for s in specs] and "helper" not in [s.name for s in specs]  # helper.yaml cannot start
+    assert any(p.file == "bots/helper.yaml" for p in problems)
+    environ = {"LIVEKIT_URL": livekit_server.url, "LIVEKIT_API_KEY": livekit_server.api_key,
+               "LIVEKIT_API_SECRET": livekit_server.api_secret}
+    supervisor = Supervisor([s for s in specs if s.name != "outsider"], reload=True,
+                            files=[f for f in files if f.name != "link.yaml"], playground=True,
+                            environ=environ, folders=[Path("bots")])
+    monkeypatch.setattr(supervisor, "install_signals", lambda: None)
+    running = asyncio.ensure_future(supervisor.main())
+    wav = tmp_path / "mic.wav"
+    write_wav(wav, np.zeros(4800, dtype=np.int16))
+    browser = None
+    try:
+        await wait_for(lambda: supervisor.playground_server is not None and supervisor.playground_server.url
+                       and supervisor.watcher is not None, 20)
+        pg = supervisor.playground_server
+        status, listing = await call(pg, "/api/bots")
+        entries = {b["file"]: b for b in listing["bots"]}
+        assert entries["bots/helper.yaml"]["running"] is False and entries["bots/pinger.yaml"]["running"] is True
+        assert "bots/link.yaml" not in entries  # a symlink out of the watched folder is not offered
+        status, _ = await call(pg, "/api/session?bot=bots/helper.yaml")
+        assert status == 409  # not running: nothing to join yet
+        status, _ = await call(pg, "/api/file?bot=bots/link.yaml")
+        assert status == 404
+
+        browser = await Browser.launch(wav)
+        assert await browser.call("goto", url=pg.url) == 200
+        await browser.until("[...document.querySelectorAll('#bot option[data-running=false]')]"
+                            ".some(o => o.value === 'bots/helper.yaml')")
+        await browser.call("select", selector="#bot", value="bots/helper.yaml")
+        await browser.wait("#editor .cm-content", text="sya:")
+        await browser.wait("#editor-problems li.error", text="unknown action 'sya' (did you mean 'say'?)")
+        await browser.wait("#editor .cm-lint-marker-error")
+        assert await browser.call("eval", expr="document.getElementById('join').disabled")
+        shown = await browser.call("eval", expr="window.playground.editor.problems")
+        assert shown == validate_json(capsys, Path("bots/helper.yaml").read_text(), tmp_path / "validate",
+                                      key="bots/helper.yaml")
+        await browser.call("screenshot", path=str(shots / "playground-editor.png"), fullPage=True)
+
+        # fix it in the page: `send` was meant (a CodeMirror change, as typing makes)
+        await browser.call("eval", expr="(() => { const v = window.playground.editor.view; const t = "
+                                        "v.state.doc.toString(); const i = t.indexOf('sya:'); "
+                                        "v.dispatch({changes: {from: i, to: i + 3, insert: 'send'}}); })()")
+        await browser.until("window.playground.editor.problems.length === 0 && "
+                            "document.getElementById('editor-problems').hidden")
+        await browser.call("press", selector="#editor .cm-content", key="Control+s")
+        await browser.wait("#editor-status.ok", text="started helper.yaml", timeout=30)
+        await wait_for(lambda: "bots/helper.yaml" in supervisor.bots, 10)
+        await browser.until("[...document.querySelectorAll('#bot option[data-running=true]')]"
+                            ".some(o => o.value === 'helper')")
+        assert await browser.call("eval", expr="document.getElementById('bot').value") == "helper"
+        await browser.until("!document.getElementById('join').disabled")
+        await browser.call("click", selector="#join")
+        await browser.wait("#messages li.msg:not(.mine)", text="helper here", timeout=20)
+        problems = [c for c in browser.console if c.startswith(("error", "pageerror"))
+                    or "Content Security Policy" in c]
+        problems = [c for c in problems if "409 (Conflict)" not in c]
+        assert not problems, problems
+    finally:
+        if browser is not None:
+            await browser.close()
+        supervisor.stop_event.set()
+        await asyncio.wait_for(running, 15)

@@ -145,7 +145,7 @@ async def test_session_is_a_person_token_for_the_bots_room_and_nothing_else(play
     # the bot list names bots, never credentials
     status, body, _ = await get(pg, "/api/bots")
     assert json.loads(body)["bots"] == [{"id": "greeter", "name": "greeter", "room": "lobby-7", "identity": "greeter",
-                                         "file": "bots/greeter.yaml", "embedded": True}]
+                                         "file": "bots/greeter.yaml", "embedded": True, "running": True}]
     assert "secret" not in body and "devkey" not in body and "token" not in body
     status, body, _ = await get(pg, "/api/session?bot=nobody")
     assert status == 404 and json.loads(body)["bots"] == ["greeter"]
@@ -561,7 +561,7 @@ def in_order(states: list[dict], wanted: list[str]) -> list[dict]:
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 async def test_the_page_shows_livekits_transcripts_and_agent_state_in_headless_chromium(
-        livekit_server, tmp_path, room_name):
+        livekit_server, tmp_path, room_name, monkeypatch):
     """The transcript panel reads lk.transcription and lk.agent.state through livekit-client,
     as LiveKit's own UIs do (not lkrun's trace): a spoken turn with an LLM and Piper."""
     browser_ready()
@@ -578,8 +578,10 @@ async def test_the_page_shows_livekits_transcripts_and_agent_state_in_headless_c
     wav = tmp_path / "mic.wav"
     write_wav(wav, np.concatenate([silence(1.0), speech("Hello there, how are you today?"), silence(6.0)]))
     llm = await FakeOpenAI().start()
-    bot_file = tmp_path / "concierge.yaml"
-    bot_file.write_text(CONCIERGE.replace("ROOM", room_name).replace("BASE_URL", llm.base_url))
+    monkeypatch.chdir(tmp_path)
+    Path("bots").mkdir()
+    bot_file = Path("bots/concierge.yaml")
+    bot_file.write_text(CONCIERGE.lstrip().replace("ROOM", room_name).replace("BASE_URL", llm.base_url))
     spec = check_file(bot_file)
     server = Server(livekit_server.url, livekit_server.api_key, livekit_server.api_secret, embedded=True)
     bot = BotRuntime(spec, server)

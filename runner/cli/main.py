@@ -41,11 +41,14 @@ def main():
 @click.option("--once", is_flag=True, help="Exit 0 when every bot has ended instead of waiting for the next person.")
 @click.option("--playground/--no-playground", default=True, help="Serve the local playground page.")
 @click.option("--port", type=int, default=0, help="Playground port (default: a free one).")
+@click.option("--edit/--no-edit", default=True,
+              help="Let the playground page save the bot files (default on; --no-edit: read and check only).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging (event traces).")
-def run(paths, reload, once, playground, port, verbose):
+def run(paths, reload, once, playground, port, edit, verbose):
     """Run one or more bot files (or folders of them)."""
     from runner.host.supervisor import run_cli
-    sys.exit(run_cli(list(paths), reload=reload, once=once, verbose=verbose, playground=playground, port=port))
+    sys.exit(run_cli(list(paths), reload=reload, once=once, verbose=verbose, playground=playground, port=port,
+                     edit=edit))
 
 
 @main.command()

@@ -27,7 +27,7 @@ RECORD_TIMEOUT = 2.0  # seconds for the session records of a stop to be written
 
 class Supervisor(ReloadHost):
     def __init__(self, specs, *, once: bool = False, reload: bool = False, files=(), playground: bool = False,
-                 port: int = 0, environ=os.environ, folders=()):
+                 port: int = 0, environ=os.environ, folders=(), edit: bool = True):
         self.specs = list(specs)
         self.files = list(files)
         self.folders = [Path(f) for f in folders]  # watched for new bot files (folder mode)
@@ -38,6 +38,7 @@ class Supervisor(ReloadHost):
         self.reload = reload
         self.playground = playground
         self.port = port
+        self.edit = edit  # the playground may write the bot files (False: --no-edit)
         self.environ = environ
         self.bots: dict[str, BotRuntime] = {}  # file -> runtime
         self.tasks: dict[str, asyncio.Task] = {}
@@ -65,6 +66,7 @@ class Supervisor(ReloadHost):
             self.banner()
         self.specs.append(spec)
         self.start_bot(key, spec)
+        self.notice(key, "reload", f"started {Path(key).name}: the file is valid now")
 
     async def stop_bot(self, key: str) -> None:
         bot, task = self.bots.pop(key, None), self.tasks.pop(key, None)
@@ -105,7 +107,7 @@ class Supervisor(ReloadHost):
     async def start_playground(self) -> None:
         """The loopback page to talk to the bots; a taken port is a warning, not a failure."""
         from runner.playground import Playground, PlaygroundError
-        server = Playground(self, port=self.port)
+        server = Playground(self, port=self.port, edit=self.edit)
         try:
             url = await server.start()
         except PlaygroundError as exc:
@@ -214,7 +216,7 @@ class Supervisor(ReloadHost):
 
 
 def run_cli(paths, *, reload=True, once=False, verbose=False, playground=False, port=0,
-            exit_when_done=True) -> int:
+            exit_when_done=True, edit=True) -> int:
     """The `lkrun run` command. It ends the process itself once the bots are out (see
     exit_process); in-process callers (tests) pass exit_when_done=False."""
     logs.setup(verbose)
@@ -234,7 +236,7 @@ def run_cli(paths, *, reload=True, once=False, verbose=False, playground=False, 
     if invalid:
         click.echo("lkrun: waiting for a fix: the files with errors start when they are saved valid", err=True)
     supervisor = Supervisor(specs, once=once, reload=reload, files=files, playground=playground, port=port,
-                            folders=folders)
+                            folders=folders, edit=edit)
     try:
         code = asyncio.run(supervisor.main())
     except KeyboardInterrupt:

@@ -1,17 +1,22 @@
 """The playground's editor: read, check, save and keep drafts of the running bots' files.
 
-Only files that are running bots (``supervisor.bots`` keys) can be read or written; the page
-names a bot by its id (as in ``/api/bots``), never by a path. The requests pass the same
+Only the files in the playground's listing can be read or written: the running bots
+(``supervisor.bots`` keys) and the bot files lkrun was started with or finds in the folders it
+watches that are not running (an error at start-up: the page opens them to be fixed). The page
+names one by its id (as in ``/api/bots``), never by a path. The requests pass the same
 loopback guard as the rest of the API (``server.Playground._guard``).
 
 Endpoints:
   GET  /api/schema            the bot file JSON Schema (``lkrun schema``): completion, hover
-  GET  /api/file?bot=ID       {bot, file, text, digest, modified, reload, draft: {text, base, saved,
+  GET  /api/file?bot=ID       {bot, file, text, digest, modified, edit, reload, draft: {text, base, saved,
                               file_changed} | null}
   POST /api/check  {bot, text}                 {ok, problems: [{file, line, col, message, hint, severity}]}
   POST /api/save   {bot, text, digest}         {digest, changed} | 409 {conflict, mine, theirs, digest}
   POST /api/keep   {bot, text}                 {kept}: a copy named NAME.yaml.mine-TIME.txt beside it
   POST /api/draft  {bot, text, base}           {saved}; text null forgets the draft
+
+Every POST carries the playground's per-start token (``X-Lkrun-Csrf``, checked by its guard);
+with ``lkrun --no-edit`` save, keep and draft answer 403.
 
 The checker is lkrun's own (``check_document(load_text(...))``, plus the same-room-and-identity
 rule reload applies), run in a thread: the page shows exactly what ``lkrun validate`` prints.
@@ -50,8 +55,9 @@ class Editor:
     """The editor endpoints of one Playground. ``listing()`` is ``Playground._listing`` (the
     running bots with their ids), ``secrets()`` the values every answer masks."""
 
-    def __init__(self, supervisor, listing, secrets):
+    def __init__(self, supervisor, listing, secrets, *, edit: bool = True):
         self.supervisor, self._listing, self._secrets = supervisor, listing, secrets
+        self.edit = edit  # False (lkrun --no-edit): read and check only; save, keep and drafts are refused
         self._schema: bytes | None = None
         self._checks = asyncio.Semaphore(2)
 
@@ -65,11 +71,13 @@ class Editor:
 
     # -- which file ------------------------------------------------------------------------------
     def _bot(self, bot_id) -> tuple[str, Path]:
-        """(key, real path) of the running bot named ``bot_id``; anything else is a 404."""
-        for item in self._listing():
-            if item["id"] == bot_id and item["file"] in getattr(self.supervisor, "bots", {}):
-                return item["file"], self.path_of(item["file"])
-        raise _http(404, f"no running bot named '{bot_id}'" if bot_id else "which bot?")
+        """(key, real path) of the bot or bot file named ``bot_id`` in the listing (a running bot,
+        or a file lkrun was started with or watches that is not running); anything else is a 404."""
+        if isinstance(bot_id, str) and bot_id:
+            for item in self._listing():
+                if item["id"] == bot_id:
+                    return item["file"], self.path_of(item["file"])
+        raise _http(404, f"no bot named '{bot_id}'" if bot_id else "which bot?")
 
     def path_of(self, key: str) -> Path:
         keys = getattr(self.supervisor, "file_keys", None)
@@ -108,7 +116,7 @@ class Editor:
         except OSError:
             modified = None
         return _json({"bot": request.query.get("bot"), "file": key, "text": text, "digest": digest,
-                      "modified": modified,
+                      "modified": modified, "edit": self.edit,
                       "reload": True if live is None else bool(live), "draft": draft})
 
     async def check(self, request: web.Request) -> web.Response:
@@ -146,7 +154,12 @@ class Editor:
                 break
         return [p.as_dict() for p in sorted(problems)]
 
+    def _writable(self) -> None:
+        if not self.edit:
+            raise _http(403, "lkrun runs with --no-edit: the page can read and check the bot files, not write them")
+
     async def save(self, request: web.Request) -> web.Response:
+        self._writable()
         body = await _body(request)
         key, path = self._bot(body.get("bot"))
         text = _text(body)
@@ -167,6 +180,7 @@ class Editor:
 
     async def keep(self, request: web.Request) -> web.Response:
         """Keep both: the page's version as NAME.yaml.mine-TIME.txt (not a bot file: never loaded)."""
+        self._writable()
         body = await _body(request)
         key, path = self._bot(body.get("bot"))
         text = _text(body)
@@ -181,6 +195,7 @@ class Editor:
         return _json({"kept": str(Path(key).with_name(copy.name))})
 
     async def draft(self, request: web.Request) -> web.Response:
+        self._writable()
         body = await _body(request)
         _, path = self._bot(body.get("bot"))
         target = self._draft_file(path)
@@ -301,7 +316,7 @@ def _json(value: dict, status: int = 200) -> web.Response:
 
 def _http(status: int, message: str) -> web.HTTPException:
     kinds = {400: web.HTTPBadRequest, 415: web.HTTPUnsupportedMediaType, 404: web.HTTPNotFound,
-             409: web.HTTPConflict}
+             409: web.HTTPConflict, 403: web.HTTPForbidden}
     options = {"text": json.dumps({"error": message}), "content_type": "application/json",
                "headers": {"Cache-Control": "no-store"}}
     if status == 413:

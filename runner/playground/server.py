@@ -9,7 +9,10 @@ own tokens: the one token it returns is a short-lived person token for the page 
 Endpoints:
   GET /                   the page (or how to build it, when the bundle is missing)
   GET /static/...         the page's files; the bundle is static/dist/playground.js
-  GET /api/bots           the running bots: [{id, name, room, identity, file, embedded}]
+  GET /api/bots           the bots: [{id, name, room, identity, file, embedded, running}]; files
+                          that are not running (errors at start-up) too, with running: false;
+                          "edit" (false with --no-edit) and "csrf", the token every POST sends
+                          in its X-Lkrun-Csrf header (a new one each time lkrun starts)
   GET /api/session?bot=ID {url, token, room, identity, name, bot: {id, name, identity}}
   GET /api/trace          Server-Sent Events: one JSON object per trace entry or notice (``traces``)
   GET /metrics            the bots' run metrics in Prometheus text format (``runner.runtime.metrics``)
@@ -42,6 +45,7 @@ KEEPALIVE_TIMEOUT = 30.0  # seconds an idle kept-alive connection stays open
 MAX_CONNECTIONS = 64  # open at once; more are answered 503 (a page uses a handful)
 TOKEN_TTL_MINUTES = 60
 PERSON_NAME = "You"
+CSRF_HEADER = "X-Lkrun-Csrf"
 BUILD_COMMAND = "cd web && npm ci && npm run build"
 
 HOWTO = """<!doctype html>
@@ -72,8 +76,13 @@ class Playground:
     ``.trace``) and nothing else, so a small stand-in works in tests.
     """
 
-    def __init__(self, supervisor, port: int = 0, *, host: str = HOST, static_dir: Path = STATIC_DIR):
+    def __init__(self, supervisor, port: int = 0, *, host: str = HOST, static_dir: Path = STATIC_DIR,
+                 edit: bool = True):
         self.supervisor = supervisor
+        self.edit = bool(edit)  # False: `lkrun --no-edit`, the editor only reads and checks
+        # a new one at each start: the page reads it from /api/bots (same origin only: no CORS) and
+        # sends it with every POST, which a page of another site can neither read nor forge
+        self.csrf = _secrets.token_urlsafe(24)
         self.requested_port = int(port or 0)
         self.host = host
         self.static_dir = Path(static_dir)
@@ -100,7 +109,7 @@ class Playground:
         app.router.add_get("/api/session", self._session)
         app.router.add_get("/api/trace", self.traces.stream)
         app.router.add_get("/metrics", self._metrics)
-        Editor(self.supervisor, self._listing, self._secrets).register(app)
+        Editor(self.supervisor, self._listing, self._secrets, edit=self.edit).register(app)
         app.router.add_static("/static/", self.static_dir, follow_symlinks=False, show_index=False)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
                                      keepalive_timeout=KEEPALIVE_TIMEOUT)
@@ -177,6 +186,9 @@ class Playground:
             if (site and site not in ("same-origin", "none")) or (
                     origin and origin.lower() not in {f"http://{h}" for h in self._allowed_hosts()}):
                 raise web.HTTPForbidden(text="cross-site requests are refused\n")
+            if request.method not in ("GET", "HEAD") and not _secrets.compare_digest(
+                    request.headers.get(CSRF_HEADER, ""), self.csrf):
+                raise web.HTTPForbidden(text=f"missing or stale {CSRF_HEADER} (reload the page: lkrun was restarted)\n")
         return await handler(request)
 
     def _csp(self) -> str:
@@ -209,6 +221,9 @@ class Playground:
         return web.FileResponse(self.static_dir / "index.html", headers={"Cache-Control": "no-store"})
 
     def _listing(self) -> list[dict]:
+        """The running bots, then the bot files that are not running (an error at start-up, or a
+        new file in a watched folder that has one): ``running: false``, id = the file's name as
+        lkrun knows it. The editor can open both; only running bots can be joined."""
         bots = self._bots_by_key()
         names = [b.spec.name for b in bots.values()]
         listing = []
@@ -217,23 +232,57 @@ class Playground:
             bot_id = spec.name if names.count(spec.name) == 1 else f"{spec.name}@{key}"
             listing.append({"id": bot_id, "name": spec.name, "room": spec.room, "identity": spec.identity,
                             "file": str(key), "embedded": bool(getattr(bot.server, "embedded", False)),
-                            "_bot": bot})
+                            "running": True, "_bot": bot})
+        taken = {item["id"] for item in listing}
+        for key in self._waiting_files(bots):
+            listing.append({"id": key if key not in taken else f"file:{key}", "name": Path(key).name,
+                            "room": None, "identity": None, "file": key, "embedded": False,
+                            "running": False, "_bot": None})
         return listing
+
+    def _waiting_files(self, bots: dict) -> list[str]:
+        """Bot files lkrun was started with, or that are in the folders it watches, with no running
+        bot. A file in a watched folder must really be in it (a symlink out of it is left alone)."""
+        from runner.botfile.files import is_bot_file
+        supervisor = self.supervisor
+        key_for = getattr(supervisor, "key_for", None)
+        found: dict[str, None] = {}
+        candidates = [Path(f) for f in getattr(supervisor, "files", None) or ()]
+        for folder in getattr(supervisor, "folders", None) or ():
+            try:
+                real = Path(folder).resolve()
+                entries = sorted(Path(folder).iterdir())
+            except OSError:
+                continue
+            candidates += [p for p in entries if _inside(p, real)]
+        for path in candidates:
+            try:
+                if not is_bot_file(path) or not path.is_file():
+                    continue
+                key = key_for(path) if key_for is not None else str(path)
+            except (OSError, RuntimeError):
+                continue
+            if key not in bots:
+                found[key] = None
+        return list(found)
 
     async def _bots(self, request: web.Request) -> web.Response:
         self._sync()
         listing = [{k: v for k, v in item.items() if k != "_bot"} for item in self._listing()]
-        return web.json_response({"bots": listing, "built": self.built},
+        return web.json_response({"bots": listing, "built": self.built, "edit": self.edit, "csrf": self.csrf},
                                  headers={"Cache-Control": "no-store"})
 
     async def _session(self, request: web.Request) -> web.Response:
         from runner.connect.tokens import CredentialsError, person_token, resolve_credentials
         listing = self._listing()
-        wanted = request.query.get("bot") or (listing[0]["id"] if len(listing) == 1 else "")
+        running = [i for i in listing if i["running"]]
+        wanted = request.query.get("bot") or (running[0]["id"] if len(running) == 1 else "")
         item = next((i for i in listing if i["id"] == wanted), None)
+        if item is not None and not item["running"]:
+            return _error(409, f"{item['file']} is not running: fix its errors in the editor and save")
         if item is None:
             return _error(404, f"no running bot named '{wanted}'" if wanted else "which bot? (?bot=NAME)",
-                          bots=[i["id"] for i in listing])
+                          bots=[i["id"] for i in listing if i["running"]])
         bot = item["_bot"]
         spec, server = bot.spec, bot.server
         if server is None or not getattr(server, "url", None):
@@ -260,6 +309,14 @@ class Playground:
 
 def _error(status: int, message: str, **extra) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status, headers={"Cache-Control": "no-store"})
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """``path`` (a folder entry) resolves to a file directly in ``folder``."""
+    try:
+        return path.resolve().parent == folder
+    except (OSError, RuntimeError):
+        return False
 
 
 def _is_loopback(remote: str | None) -> bool:

@@ -23,7 +23,7 @@ export function createEditor(state) {
   };
   const ed = {
     file: null, bot: null, loaded: '', digest: null, dirty: false, problems: [], checks: 0,
-    status: '', statusKind: '', waitingReload: false, reload: true, schema: false, kept: null,
+    status: '', statusKind: '', waitingReload: false, reload: true, schema: false, kept: null, edit: true,
   };
   state.editor = ed;
   let schema = null;
@@ -35,7 +35,7 @@ export function createEditor(state) {
   async function call(path, body) {
     const response = await fetch(path, {
       method: body === undefined ? 'GET' : 'POST', cache: 'no-store', credentials: 'same-origin',
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json', 'X-Lkrun-Csrf': state.csrf || '' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const answer = await response.json().catch(() => ({}));
@@ -180,7 +180,7 @@ export function createEditor(state) {
 
   function changed() {
     ed.dirty = text() !== ed.loaded;
-    ui.save.disabled = !ed.dirty;
+    ui.save.disabled = !ed.dirty || !ed.edit;
     ui.revert.disabled = !ed.dirty;
     ui.file.textContent = ed.file ? `${ed.file}${ed.dirty ? ' (not saved)' : ''}` : '';
     clearTimeout(draftTimer);
@@ -189,13 +189,14 @@ export function createEditor(state) {
 
   async function keepDraft(options = {}) {
     clearTimeout(draftTimer);
+    if (!ed.edit) return; // lkrun --no-edit: nothing is written, drafts included
     if (!ed.file) return;
     const body = ed.dirty ? { bot: botId(), text: text(), base: ed.digest } : { bot: botId(), text: null };
     if (body.text === draftSent) return;
     try {
       if (options.keepalive) {
         fetch('/api/draft', { method: 'POST', keepalive: true, credentials: 'same-origin',
-          headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+          headers: { 'Content-Type': 'application/json', 'X-Lkrun-Csrf': state.csrf || '' }, body: JSON.stringify(body) });
       } else {
         await call('/api/draft', body);
       }
@@ -232,11 +233,20 @@ export function createEditor(state) {
     ed.bot = id;
     ed.openedAt = Date.now();
     ed.reload = answer.reload;
+    ed.edit = answer.edit !== false;
     ed.waitingReload = false;
     draftSent = answer.draft ? answer.draft.text : null;
     hideBanner();
     load(answer.file, answer.text, answer.digest);
-    setStatus(answer.reload ? 'saving reloads the bot' : 'lkrun runs without reload: saving writes the file only');
+    const entry = state.bots.find((b) => b.file === answer.file);
+    if (!ed.edit) {
+      setStatus('read-only: lkrun runs with --no-edit (problems are still shown as you type)');
+    } else if (entry && !entry.running) {
+      setStatus(answer.reload ? 'not running: this file has errors; fix them and save, and the bot starts'
+        : 'not running: this file has errors (lkrun runs without reload: fix them, save, restart lkrun)', 'error');
+    } else {
+      setStatus(answer.reload ? 'saving reloads the bot' : 'lkrun runs without reload: saving writes the file only');
+    }
     if (answer.draft) offerDraft(answer.draft, answer);
   }
 
@@ -264,7 +274,7 @@ export function createEditor(state) {
     try {
       answer = await call('/api/save', { bot: botId(), text: contents, digest });
     } catch (err) {
-      ui.save.disabled = !ed.dirty;
+      ui.save.disabled = !ed.dirty || !ed.edit;
       setStatus(`not saved: ${err.message}`, 'error');
       return;
     }
@@ -357,7 +367,9 @@ export function createEditor(state) {
     notice(item) {
       // only what happened since the file was opened (the stream replays older notices first)
       if (item.file !== ed.file || (item.time && item.time * 1000 < (ed.openedAt || 0))) return;
+      const entry = state.bots.find((b) => b.file === ed.file);
       if (item.kind === 'reload') setStatus(item.message, 'ok');
+      else if (item.kind === 'error' && entry && !entry.running) setStatus(`not started: ${item.message}`, 'error');
       else if (item.kind === 'error') setStatus(`still running the previous version: ${item.message}`, 'error');
       else return;
       ed.waitingReload = false;

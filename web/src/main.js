@@ -52,22 +52,30 @@ function cap(list) {
 // ---- bots -----------------------------------------------------------------------------------
 async function loadBots() {
   try {
-    const { bots } = await api('/api/bots');
+    const { bots, csrf, edit } = await api('/api/bots');
+    state.csrf = csrf; // sent with the editor's POSTs (a new one each time lkrun starts)
+    state.edit = edit;
+    const before = state.bots.find((b) => b.id === ui.bot.value);
     state.bots = bots;
-    const previous = ui.bot.value;
     ui.bot.replaceChildren(...bots.map((b) => {
-      const option = el('option', null, `${b.name} (room ${b.room})`);
+      // a file with errors (at start-up, or a new one in a watched folder) is listed to be fixed
+      const option = el('option', null, b.running ? `${b.name} (room ${b.room})` : `${b.file} (not running: fix it below)`);
       option.value = b.id;
+      option.dataset.running = String(b.running);
       return option;
     }));
-    if (bots.some((b) => b.id === previous)) ui.bot.value = previous;
-    if (!bots.length) {
-      setStatus('no bot is running yet; waiting…');
+    // the same file stays picked when its bot starts (its id changes from the file to the bot's name)
+    const again = before && bots.find((b) => b.file === before.file);
+    if (again) ui.bot.value = again.id;
+    else if (bots.some((b) => b.running)) ui.bot.value = bots.find((b) => b.running).id;
+    const picked = bots.find((b) => b.id === ui.bot.value);
+    if (!bots.some((b) => b.running)) {
+      setStatus(bots.length ? 'no bot is running: fix the file below and save' : 'no bot is running yet; waiting…');
       setTimeout(loadBots, 2000);
     } else if (!state.connected) {
-      setStatus('not connected');
+      setStatus(picked && !picked.running ? `${picked.file} is not running: fix it below and save` : 'not connected');
     }
-    ui.join.disabled = !bots.length && !state.connected;
+    ui.join.disabled = !state.connected && !(picked && picked.running);
     editor.bots(bots, ui.bot.value);
   } catch (err) {
     setStatus(`cannot reach lkrun: ${err.message}`, true);
@@ -338,7 +346,14 @@ function follow() {
 // ---- start -----------------------------------------------------------------------------------
 const editor = createEditor(state);
 const transcript = createTranscript(state, { list: ui.transcript, agentBadge: ui.agentState, agentName: ui.agentName });
-ui.bot.addEventListener('change', () => editor.open(ui.bot.value));
+ui.bot.addEventListener('change', () => {
+  const picked = state.bots.find((b) => b.id === ui.bot.value);
+  if (!state.connected) {
+    ui.join.disabled = !(picked && picked.running);
+    setStatus(picked && !picked.running ? `${picked.file} is not running: fix it below and save` : 'not connected');
+  }
+  editor.open(ui.bot.value);
+});
 ui.join.addEventListener('click', () => (state.connected ? leave() : join()));
 ui.mic.addEventListener('click', toggleMic);
 ui.composer.addEventListener('submit', send);

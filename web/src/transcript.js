@@ -28,7 +28,7 @@ export function createTranscript(state, elements) {
   }
 
   function showState(value) {
-    agentBadge.textContent = value || '—';
+    agentBadge.textContent = value || '';
     agentBadge.dataset.state = value || '';
   }
 
@@ -136,7 +136,7 @@ export function createTranscript(state, elements) {
       list.replaceChildren();
       state.transcript = [];
       state.agent = { identity: null, kind: null, state: null, states: [] };
-      agentName.textContent = '';
+      agentName.textContent = 'no agent in the room yet';
       showState('');
     },
   };
