@@ -29,8 +29,9 @@ transcribes: that is noise, not growth):
     tasks > 0.5 /min      Same for asyncio tasks (a few are in flight at any sample; the slope
                           of that noise over minutes is ~0).
 
-The measured process also holds the people's SDK rooms (not only the bots): constant in
-steady state, so they move the level, not the slopes.
+The people (the SDK clients and the voice caller) run in a second process, as real remote
+clients would: the measured process holds only the bots and the dev server's client, and its
+event loop is not shared with 20 clients and a microphone.
 """
 
 from __future__ import annotations
@@ -332,6 +333,69 @@ async def start_bot(text: str, folder: Path, name: str, server, trace_size: int 
     return bot, task
 
 
+def counters(callers, voice) -> dict:
+    """The people's side of a sample (their latencies since the last one are taken)."""
+    lat = [x for c in callers for x in c.latencies]
+    for caller in callers:
+        caller.latencies.clear()
+    return {"sent": sum(c.sent for c in callers), "answered": sum(c.answered for c in callers),
+            "lost": sum(c.lost for c in callers), "wrong": sum(c.wrong for c in callers),
+            "late": sum(c.late for c in callers), "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
+            "voice_turns": voice.turns if voice else 0, "voice_answered": voice.answered if voice else 0,
+            "voice_lost": voice.lost if voice else 0, "voice_silent": voice.silent if voice else 0}
+
+
+def emit(kind: str, **data) -> None:
+    print(json.dumps({"type": kind, **data}), flush=True)
+
+
+async def people(args) -> int:
+    """The people, in a process of their own (like real remote clients): the bots' process is the
+    one measured, and its event loop is not shared with 20 SDK clients and a microphone."""
+    from runner.connect.endpoint import Server
+    server = Server(args.url, args.api_key, args.api_secret)
+    callers = [DataCaller(server, f"soak-{args.stamp}-{i}", f"soak{i}", i) for i in range(args.bots)]
+    voice = VoiceCaller(server, f"soak-{args.stamp}-voice") if args.voice else None
+    everyone = callers + ([voice] if voice else [])
+    gate = asyncio.Semaphore(10)
+
+    async def join(person):
+        async with gate:
+            await person.join()
+            if isinstance(person, DataCaller):
+                await person.ready()
+    try:
+        await asyncio.gather(*(join(p) for p in everyone))
+        if voice:
+            await voice.ready()
+        emit("ready")
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        t0 = time.monotonic()
+        until = t0 + args.minutes * 60
+        work = [asyncio.ensure_future(c.run(until)) for c in callers]
+        if voice:
+            work.append(asyncio.ensure_future(voice.run(until)))
+        while time.monotonic() < until:
+            await asyncio.sleep(max(0.0, min(until - time.monotonic(), args.interval / 2)))
+            for task in work:  # a crashed person is a failed soak now, not in 30 minutes
+                if task.done() and task.exception() is not None:
+                    raise task.exception()
+            for caller in callers:
+                caller.expire()
+            emit("sample", **counters(callers, voice))
+        await asyncio.gather(*work)
+        end = time.monotonic() + REPLY_TIMEOUT + 0.5  # the last replies; what is still missing then is lost
+        while any(c.pending for c in callers) and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        for caller in callers:
+            caller.expire(time.monotonic() + REPLY_TIMEOUT + 1)
+        emit("done", **counters(callers, voice), voice=vars_of(voice))
+    finally:
+        for person in everyone:
+            await person.leave()
+    return 0
+
+
 async def soak(args) -> int:
     import tempfile
 
@@ -345,60 +409,63 @@ async def soak(args) -> int:
     server = Server(devserver.url, devserver.api_key, devserver.api_secret)
     folder = Path(tempfile.mkdtemp(prefix="lkrun-soak-"))
     stamp = time.monotonic_ns() % 10**8
-    bots, callers, voice = [], [], None
+    bots, crowd = [], None
     started = time.monotonic()
     samples: list[dict] = []
     code = 1
     try:
         for i in range(args.bots):
-            room = f"soak-{stamp}-{i}"
-            bots.append(await start_bot(DATA_BOT.format(i=i, room=room), folder, f"soak{i}", server, args.trace_size))
-            callers.append(DataCaller(server, room, f"soak{i}", i))
+            bots.append(await start_bot(DATA_BOT.format(i=i, room=f"soak-{stamp}-{i}"), folder, f"soak{i}", server,
+                                        args.trace_size))
         if args.voice:
-            room = f"soak-{stamp}-voice"
-            bots.append(await start_bot(VOICE_BOT.replace("ROOM", room), folder, "talker", server, args.trace_size))
-            voice = VoiceCaller(server, room)
-        gate = asyncio.Semaphore(10)
+            bots.append(await start_bot(VOICE_BOT.replace("ROOM", f"soak-{stamp}-voice"), folder, "talker", server,
+                                        args.trace_size))
+        crowd = await asyncio.create_subprocess_exec(  # the key and secret by environment, never in argv
+            sys.executable, __file__, "--people", devserver.url, str(stamp),
+            "--bots", str(args.bots), "--minutes", str(args.minutes), "--interval", str(args.interval),
+            *([] if args.voice else ["--no-voice"]), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "LIVEKIT_API_KEY": devserver.api_key, "LIVEKIT_API_SECRET": devserver.api_secret})
+        latest: dict = {"type": None}
+        done = asyncio.get_running_loop().create_future()
 
-        async def join(person):
-            async with gate:
-                await person.join()
-                if isinstance(person, DataCaller):
-                    await person.ready()
-
-        everyone = callers + ([voice] if voice else [])
-        await asyncio.gather(*(join(p) for p in everyone))
-        if voice:
-            await voice.ready()
+        async def listen():
+            while True:
+                line = await crowd.stdout.readline()
+                if not line:
+                    if not done.done():
+                        done.set_exception(RuntimeError(f"the people's process ended ({await crowd.wait()})"))
+                    return
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                latest.update(message)
+                if message["type"] == "done" and not done.done():
+                    done.set_result(message)
+        listener = asyncio.ensure_future(listen())
+        while latest["type"] != "ready":
+            if done.done():
+                done.result()
+            await asyncio.sleep(0.1)
         ready = time.monotonic() - started
-        print(f"soak: {args.bots} data bots + {'1 voice bot' if voice else 'no voice'} in pid {os.getpid()}, "
-              f"ready in {ready:.1f} s; running {args.minutes:g} min, sampling every {args.interval:g} s, "
-              f"slopes after {args.warmup:g} s", flush=True)
-
+        print(f"soak: {args.bots} data bots + {'1 voice bot' if args.voice else 'no voice'} in pid {os.getpid()} "
+              f"(the people in pid {crowd.pid}), ready in {ready:.1f} s; running {args.minutes:g} min, sampling "
+              f"every {args.interval:g} s, slopes after {args.warmup:g} s", flush=True)
+        crowd.stdin.write(b"go\n")
+        await crowd.stdin.drain()
         t0 = time.monotonic()
         until = t0 + args.minutes * 60
-        work = [asyncio.ensure_future(c.run(until)) for c in callers]
-        if voice:
-            work.append(asyncio.ensure_future(voice.run(until)))
         while True:
             now = time.monotonic()
-            for task in work:  # a crashed person is a failed soak now, not in 30 minutes
-                if task.done() and task.exception() is not None:
-                    raise task.exception()
-            for caller in callers:
-                caller.expire(now)
+            if done.done() and done.exception() is not None:
+                raise done.exception()
             status = proc_status()
-            lat = [x for c in callers for x in c.latencies]
-            for caller in callers:
-                caller.latencies.clear()
+            people_side = {k: v for k, v in latest.items() if k not in ("type", "voice")}
             sample = {"t": round(now - t0, 1), "rss_mib": status["VmRSS"] / 1024, "threads": status["Threads"],
                       "fds": len(os.listdir("/proc/self/fd")), "tasks": len(asyncio.all_tasks()),
-                      "sent": sum(c.sent for c in callers), "answered": sum(c.answered for c in callers),
-                      "lost": sum(c.lost for c in callers), "wrong": sum(c.wrong for c in callers),
-                      "late": sum(c.late for c in callers),
-                      "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
-                      "voice_turns": voice.turns if voice else 0, "voice_answered": voice.answered if voice else 0,
-                      "voice_lost": voice.lost if voice else 0, "voice_silent": voice.silent if voice else 0}
+                      **{k: 0 for k in ("sent", "answered", "lost", "wrong", "late", "voice_turns",
+                                        "voice_answered", "voice_lost", "voice_silent")},
+                      "p50_ms": float("nan"), "p99_ms": float("nan"), **people_side}
             samples.append(sample)
             print(f"t={sample['t']:6.0f} s  rss={sample['rss_mib']:7.1f} MiB  fds={sample['fds']:4d}  "
                   f"tasks={sample['tasks']:5d}  threads={sample['threads']:3d}  sent={sample['sent']:6d}  "
@@ -408,16 +475,16 @@ async def soak(args) -> int:
             if now >= until:
                 break
             await asyncio.sleep(max(0.0, min(until, t0 + len(samples) * args.interval) - time.monotonic()))
-        await asyncio.gather(*work)
-        end = time.monotonic() + REPLY_TIMEOUT + 0.5  # the last replies; what is still missing then is lost
-        while any(c.pending for c in callers) and time.monotonic() < end:
-            await asyncio.sleep(0.05)
-        for caller in callers:
-            caller.expire(time.monotonic() + REPLY_TIMEOUT + 1)
-        code = report(args, samples, callers, voice)
+        final = await asyncio.wait_for(done, REPLY_TIMEOUT + VOICE_TIMEOUT + 30)
+        listener.cancel()
+        code = report(args, samples, final)
     finally:
-        for person in callers + ([voice] if voice else []):
-            await person.leave()
+        if crowd is not None and crowd.returncode is None:
+            try:
+                await asyncio.wait_for(crowd.wait(), 15)
+            except asyncio.TimeoutError:
+                crowd.kill()
+                await crowd.wait()
         for bot, task in bots:
             try:
                 await asyncio.wait_for(bot.stop(), 5)
@@ -429,25 +496,22 @@ async def soak(args) -> int:
     return code
 
 
-def report(args, samples, callers, voice) -> int:
-    sent = sum(c.sent for c in callers)
-    answered = sum(c.answered for c in callers)
-    lost = sum(c.lost for c in callers)
-    wrong = sum(c.wrong for c in callers)
+def report(args, samples, final: dict) -> int:
+    sent, answered, lost, wrong, late = (final[k] for k in ("sent", "answered", "lost", "wrong", "late"))
+    voice = final.get("voice")
     steady = [s for s in samples if s["t"] >= args.warmup]
     fits = {key: slope_per_minute([(s["t"], s[key]) for s in steady]) for key in LIMITS}
     slopes = {key: fit and fit[0] for key, fit in fits.items()}
     print(f"\nsoak result after {samples[-1]['t'] / 60:.1f} min ({len(steady)} samples after the "
           f"{args.warmup:g} s warm-up):")
-    late = sum(c.late for c in callers)
     print(f"  data: sent {sent}, answered {answered}, lost {lost}, wrong {wrong}, "
           f"later than {LATE_MS:.0f} ms {late}")
     if voice:
-        print(f"  voice: {voice.turns} turns, answered {voice.answered}, lost {voice.lost}, "
-              f"no audible answer {voice.silent}, transcript back p50 {percentile(voice.latencies, 50):.0f} ms "
-              f"max {max(voice.latencies, default=float('nan')):.0f} ms")
-        if voice.misheard:
-            print(f"  voice: heard without 'weather': {voice.misheard[:5]}")
+        print(f"  voice: {voice['turns']} turns, answered {voice['answered']}, lost {voice['lost']}, "
+              f"no audible answer {voice['silent']}, transcript back p50 {percentile(voice['latencies_ms'], 50):.0f} ms "
+              f"max {max(voice['latencies_ms'], default=float('nan')):.0f} ms")
+        if voice["misheard"]:
+            print(f"  voice: heard without 'weather': {voice['misheard'][:5]}")
     failed = []
     for key, limit in LIMITS.items():
         fit = fits[key]
@@ -458,14 +522,14 @@ def report(args, samples, callers, voice) -> int:
             failed.append(f"{key} grows {fit[0]:+.3f}/min ± {fit[1]:.3f} > {limit:g}/min")
     if lost or wrong:
         failed.append(f"{lost} data messages lost, {wrong} wrong replies")
-    if voice and (voice.lost or voice.silent):
-        failed.append(f"{voice.lost} voice turns lost, {voice.silent} without an audible answer")
+    if voice and (voice["lost"] or voice["silent"]):
+        failed.append(f"{voice['lost']} voice turns lost, {voice['silent']} without an audible answer")
     if any(v is None for v in slopes.values()):
         failed.append("too few samples after the warm-up for slopes")
     if args.json:
         Path(args.json).write_text(json.dumps({"samples": samples, "slopes": slopes, "slope_se": {k: f and f[1] for k, f in fits.items()}, "limits": LIMITS,
                                                "sent": sent, "answered": answered, "lost": lost, "wrong": wrong,
-                                               "voice": vars_of(voice), "failed": failed}, indent=1))
+                                               "voice": voice, "failed": failed}, indent=1))
     print("FAIL: " + "; ".join(failed) if failed else "OK: nothing lost, nothing growing", flush=True)
     return 1 if failed else 0
 
@@ -489,9 +553,14 @@ def main(argv=None) -> int:
                         help="each bot's trace ring (default: the runtime's 200); a short run uses a small one "
                              "so the ring is full before the warm-up ends")
     parser.add_argument("--json", help="write the samples and the result here")
+    parser.add_argument("--people", nargs=2, metavar=("URL", "STAMP"),
+                        help=argparse.SUPPRESS)  # the people's process, started by the soak itself
     args = parser.parse_args(argv)
+    if args.people:
+        args.url, args.stamp = args.people
+        args.api_key, args.api_secret = os.environ["LIVEKIT_API_KEY"], os.environ["LIVEKIT_API_SECRET"]
     try:
-        code = asyncio.run(soak(args))
+        code = asyncio.run(people(args) if args.people else soak(args))
     except KeyboardInterrupt:
         code = 130
     sys.stdout.flush()
