@@ -9,14 +9,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const outdir = join(here, '..', 'runner', 'playground', 'static', 'dist');
 mkdirSync(outdir, { recursive: true });
 
-await build({
-  entryPoints: [join(here, 'src', 'main.js')],
-  outfile: join(outdir, 'playground.js'),
-  bundle: true,
-  format: 'iife',
-  target: ['es2020'],
-  minify: true,
-  legalComments: 'linked',
-  logLevel: 'warning',
-});
+const common = { bundle: true, format: 'iife', target: ['es2020'], minify: true, legalComments: 'linked', logLevel: 'warning' };
+await build({ ...common, entryPoints: [join(here, 'src', 'main.js')], outfile: join(outdir, 'playground.js') });
 console.log(`built ${join(outdir, 'playground.js')}`);
+// Mermaid (the flow graph) on its own: the page loads it only for a bot with a flow
+await build({ ...common, entryPoints: [join(here, 'src', 'mermaid-entry.js')], outfile: join(outdir, 'mermaid.js') });
+console.log(`built ${join(outdir, 'mermaid.js')}`);

@@ -15,6 +15,8 @@ Endpoints:
                           in its X-Lkrun-Csrf header (a new one each time lkrun starts)
   GET /api/session?bot=ID {url, token, room, identity, name, bot: {id, name, identity}}
   GET /api/trace          Server-Sent Events: one JSON object per trace entry or notice (``traces``)
+  GET /api/graph?bot=ID   {mermaid, current}: the bot's flow as Mermaid text, the node it is in
+                          highlighted (mermaid null for a bot without a flow)
   GET /metrics            the bots' run metrics in Prometheus text format (``runner.runtime.metrics``)
   /api/schema, /api/file, /api/check, /api/save, /api/keep, /api/draft: the editor (``editor``)
 
@@ -108,6 +110,7 @@ class Playground:
         app.router.add_get("/api/bots", self._bots)
         app.router.add_get("/api/session", self._session)
         app.router.add_get("/api/trace", self.traces.stream)
+        app.router.add_get("/api/graph", self._graph)
         app.router.add_get("/metrics", self._metrics)
         Editor(self.supervisor, self._listing, self._secrets, edit=self.edit).register(app)
         app.router.add_static("/static/", self.static_dir, follow_symlinks=False, show_index=False)
@@ -300,6 +303,23 @@ class Playground:
             {"url": server.url, "token": token, "room": spec.room, "identity": identity, "name": name,
              "bot": {"id": item["id"], "name": spec.name, "identity": spec.identity}},
             headers={"Cache-Control": "no-store"})
+
+    async def _graph(self, request: web.Request) -> web.Response:
+        """The picked bot's flow as Mermaid text (``lkrun graph``), the node it is in highlighted."""
+        from runner.botfile.flow_graph import mermaid
+        wanted = request.query.get("bot", "")
+        item = next((i for i in self._listing() if i["id"] == wanted and i["running"]), None)
+        if item is None:
+            return _error(404, f"no running bot named '{wanted}'")
+        bot = item["_bot"]
+        flow = getattr(bot.spec, "flow", None)
+        if flow is None:
+            return web.json_response({"mermaid": None, "current": None}, headers={"Cache-Control": "no-store"})
+        session = getattr(bot, "flow", None)  # runtime.flows.FlowSession: the node the bot is in
+        current = getattr(session, "node", None)
+        current = current if isinstance(current, str) else None
+        return web.json_response({"mermaid": mermaid(flow, current=current), "current": current},
+                                 headers={"Cache-Control": "no-store"})
 
     async def _metrics(self, request: web.Request) -> web.Response:
         from runner.runtime import metrics

@@ -4,6 +4,7 @@
 import { Room, RoomEvent, Track } from 'livekit-client';
 import { createEditor } from './editor.js';
 import { createTranscript } from './transcript.js';
+import { createGraph } from './graph.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -77,6 +78,7 @@ async function loadBots() {
     }
     ui.join.disabled = !state.connected && !(picked && picked.running);
     editor.bots(bots, ui.bot.value);
+    graph.show(picked && picked.running ? picked.id : null);
   } catch (err) {
     setStatus(`cannot reach lkrun: ${err.message}`, true);
     setTimeout(loadBots, 2000);
@@ -337,6 +339,7 @@ function follow() {
       if (item.kind === 'reload' || item.kind === 'error') loadBots();
     }
     cap(ui.trace);
+    graph.seen(item);
   };
   source.onerror = () => {
     if (source.readyState === EventSource.CLOSED) setTimeout(follow, 2000);
@@ -345,6 +348,7 @@ function follow() {
 
 // ---- start -----------------------------------------------------------------------------------
 const editor = createEditor(state);
+const graph = createGraph(state);
 const transcript = createTranscript(state, { list: ui.transcript, agentBadge: ui.agentState, agentName: ui.agentName });
 ui.bot.addEventListener('change', () => {
   const picked = state.bots.find((b) => b.id === ui.bot.value);
@@ -353,6 +357,7 @@ ui.bot.addEventListener('change', () => {
     setStatus(picked && !picked.running ? `${picked.file} is not running: fix it below and save` : 'not connected');
   }
   editor.open(ui.bot.value);
+  graph.show(picked && picked.running ? picked.id : null);
 });
 ui.join.addEventListener('click', () => (state.connected ? leave() : join()));
 ui.mic.addEventListener('click', toggleMic);
