@@ -137,11 +137,12 @@ Examples:
 @click.option("--live", is_flag=True, help="Run the cases against the real bot in real LiveKit rooms.")
 @click.option("--url", "livekit_url", default=None, metavar="URL",
               help="With --live: the LiveKit server (default: LIVEKIT_URL, else an embedded dev server).")
-def test_command(paths, junit_file, fmt, llm_url, live, livekit_url):
+@click.option("--case", "only", multiple=True, metavar="TEXT", help="Only the cases whose name contains TEXT.")
+def test_command(paths, junit_file, fmt, llm_url, live, livekit_url, only):
     """Run conversation tests (*.test.yaml) offline; exit 1 on a failure, 2 on a test-file error."""
     from runner.cli.test import test_cli
     sys.exit(test_cli(list(paths), junit_file=junit_file, fmt=fmt, llm_url=llm_url, live=live,
-                      livekit_url=livekit_url))
+                      livekit_url=livekit_url, only=only))
 
 
 @main.command()

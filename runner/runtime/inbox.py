@@ -34,11 +34,20 @@ class Inbox:
 
     def attach(self, room) -> None:
         """Listen on pipecat's room as soon as it exists (before it connects)."""
-        sender = room_hooks.packet_sender(room)
+        sender = room_hooks.packet_sender(room, admits=self._admits)
         room.on("data_received", lambda packet: self._packet(packet, sender))
         room.on("sip_dtmf_received", lambda dtmf: self._dtmf(dtmf, sender))
         room.on("participant_disconnected", lambda p: self.reasons.__setitem__(p.identity, _reason_name(p)))
         room.on("participant_attributes_changed", self._attributes)  # pipecat has no hook for it
+
+    def _admits(self, identity) -> bool:
+        """A data packet from a sender already over session.rate_limit is dropped (and counted) before
+        the SDK and pipecat handle it; never while a run waits for input (it may be the answer)."""
+        dispatcher = self.bot.dispatcher
+        if identity is None or dispatcher.waits.waiters or not dispatcher.limiter.over(identity):
+            return True
+        dispatcher.drops.add("data_received", identity, "the sender is over session.rate_limit")
+        return False
 
     def _attributes(self, changed, participant) -> None:
         """A person's LiveKit attributes changed (a phone caller's sip.callStatus): remember them, fire

@@ -23,20 +23,29 @@ def when_room_created(transport, callback) -> None:
     client.setup = setup
 
 
-def packet_sender(room):
+def packet_sender(room, admits=None):
     """-> a function giving the sender identity of the data packet being emitted right now.
 
     The SDK's ``DataPacket`` has no sender when the person has not been announced yet
     (livekit-server announces people who publish nothing every 3 s, and their first packet
     often arrives first); the FFI event it is made from carries the identity.
+
+    ``admits(identity)`` False drops a user packet before the SDK copies it and emits it to
+    pipecat (a task and a frame per packet) and lkrun: a flood costs only its FFI event.
     """
+    from livekit.rtc._ffi_client import FfiHandle
     current: list[str | None] = [None]
     original = room._on_room_event
 
     def on_room_event(event):
         if event.WhichOneof("message") != "data_packet_received":
             return original(event)
-        current[0] = event.data_packet_received.participant_identity or None
+        packet = event.data_packet_received
+        identity = packet.participant_identity or None
+        if admits is not None and packet.WhichOneof("value") == "user" and not admits(identity):
+            FfiHandle(packet.user.data.handle.id).dispose()  # what the SDK does once it has copied the data
+            return None
+        current[0] = identity
         try:
             return original(event)
         finally:

@@ -43,15 +43,47 @@ def normalise(key: str, value) -> dict:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def text_match(expected, actual, plain: str = "exact") -> bool:
+def spoken(text) -> str:
+    """The form speech is compared in (--live): lower case, words only."""
+    return " ".join(re.findall(r"[a-z0-9']+", str(text).lower().replace("\u2019", "'")))
+
+
+def speech_left(expected, heard: str) -> str | None:
+    """--live: match an expected text against a stretch of the bot's speech (a transcript) word by
+    word, in the spoken form (lower case, words only): a plain text must be what comes first,
+    ``contains`` may be anywhere, a ``regex`` is searched case-insensitively. The words left after
+    the match (what the next expectation can match), or None when it does not match."""
+    mode, wanted = (next(iter(expected.items())) if _is_matcher(expected) else ("exact", expected))
+    words = spoken(heard)
+    if mode == "regex":
+        found = re.search(str(wanted), words, re.IGNORECASE)
+        if found is not None:
+            return words[found.end():].strip()
+        return "" if re.search(str(wanted), heard, re.IGNORECASE) else None  # as heard: it takes all
+    wanted = spoken(wanted)
+    if not wanted:
+        return None
+    if mode == "contains":
+        at = f" {words} ".find(f" {wanted} ")
+        return None if at < 0 else (words[:at] + " " + words[at + len(wanted):]).strip()
+    if words == wanted or words.startswith(wanted + " "):
+        return words[len(wanted):].strip()
+    return None
+
+
+def text_match(expected, actual, plain: str = "exact", heard: bool = False) -> bool:
+    """``heard``: ``actual`` is a transcript of the bot's speech (--live): see ``speech_left``."""
     if actual is None:
         return False
     actual = str(actual)
+    if heard:
+        return speech_left(expected if _is_matcher(expected) or plain == "exact" else {plain: expected},
+                           actual) is not None
     mode, wanted = (next(iter(expected.items())) if _is_matcher(expected) else (plain, expected))
-    if mode == "contains":
-        return str(wanted) in actual
     if mode == "regex":
         return re.search(str(wanted), actual) is not None
+    if mode == "contains":
+        return str(wanted) in actual
     return actual.strip() == str(wanted).strip()
 
 
@@ -80,8 +112,10 @@ def subset(expected, actual) -> bool:
     return loose_equal(expected, actual)
 
 
-def _recipients(expected, actual) -> bool:
+def _recipients(expected, actual, record=None) -> bool:
     want = None if expected in ("everyone", None) else [expected] if isinstance(expected, str) else list(expected)
+    if record is not None and "present" in record.fields:  # --live: `actual` is who received it
+        return bool(record.fields.get("everyone")) if want is None else sorted(want) == sorted(actual or [])
     return (want is None and actual is None) or (want is not None and actual is not None and
                                                  sorted(want) == sorted(actual))
 
@@ -92,11 +126,12 @@ def record_matches(key: str, wanted: dict, record) -> bool:
         if name == "to" and key == "transfer":
             ok = text_match(expected, actual)
         elif name == "to":
-            ok = _recipients(expected, actual)
+            ok = _recipients(expected, actual, record)
         elif name == "result" and not isinstance(expected, dict):
             ok = isinstance(actual, dict) and text_match(expected, actual.get("result"))
         elif name in TEXT_FIELDS:
-            ok = text_match(expected, actual, "contains" if key == "error" else "exact")
+            ok = text_match(expected, actual, "contains" if key == "error" else "exact",
+                            heard=bool(record.fields.get("heard")))
         else:
             ok = subset(expected, actual)
         if not ok:
@@ -132,6 +167,11 @@ def check(bot, key: str, value) -> bool:
     if key == "ended":
         value = {}
     record = find(bot, key, value)
+    if record is not None and record.fields.get("heard") and "text" in normalise(key, value):
+        left = speech_left(normalise(key, value)["text"], record.fields["text"])
+        record.fields["text"] = left or ""  # the words after the match are still to be matched
+        record.used = not left
+        return True
     if record is not None:
         record.used = True
     return record is not None

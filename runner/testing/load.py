@@ -37,6 +37,7 @@ class Case:
     name: str
     line: int
     steps: list[Step] = field(default_factory=list)
+    live: bool = True  # `live: false`: offline only (--live skips it)
 
 
 @dataclass
@@ -80,7 +81,7 @@ def load_test_file(path, display: str | None = None) -> TestFile:
             problems.append(doc.problem(where + ("name",), f"a second case named '{name}' (the first is at "
                                                            f"line {names[name]})", "give each case its own name"))
         names[name] = doc.where(where)[0]
-        case = Case(name, doc.where(where)[0])
+        case = Case(name, doc.where(where)[0], live=item.get("live") is not False)
         steps = item.get("steps") if isinstance(item.get("steps"), list) else []
         if not steps and isinstance(item.get("steps"), list):
             problems.append(doc.problem(where + ("steps",), f"case '{name}' has no steps"))

@@ -15,6 +15,7 @@ from runner.runtime.scheduler import Dispatcher
 from runner.runtime.state import SessionState
 from runner.runtime.trace import RunOutcome, Trace
 from runner.testing import clock
+from runner.testing.load import DEFAULT_TIMEOUT
 from runner.testing.llm import llm_request
 from runner.testing.recorder import RecordingEffects
 
@@ -26,9 +27,11 @@ class StepFailed(Exception):
 class OfflineBot:
     """What ``Dispatcher`` needs of a bot (.spec .state .trace .idle .effects .participants()), offline."""
 
-    def __init__(self, spec):
+    def __init__(self, spec, llm_url: str | None = None):
         self.loop = clock.loop()
         self.spec = spec
+        self.llm_url = llm_url  # lkrun test --llm-url: requests no llm: step answers go to this server
+        self.pending: set[asyncio.Future] = set()  # real I/O in threads (the --llm-url requests)
         self.state = SessionState()
         self.trace = Trace(size=100000)
         self.runs: list = []  # every finished run (TraceEntry), for failure reports
@@ -76,10 +79,26 @@ class OfflineBot:
         if self.ending is None or hangup:
             self.ending = hangup
 
+    def expect_timeout(self, body: dict) -> float:
+        """How long an expect step without its own timeout waits (virtual seconds: free)."""
+        return DEFAULT_TIMEOUT if body else 0.0
+
+    async def outside(self, function, *args):
+        """Run blocking real I/O in a thread; ``settle`` waits for it in real time (virtual time stands still)."""
+        future = self.loop.run_in_executor(None, function, *args)
+        self.pending.add(future)
+        try:
+            return await future
+        finally:
+            self.pending.discard(future)
+
     async def settle(self) -> None:
         await clock.settle()
-        while self.ending is not None:
-            await self._finish_session()
+        while self.pending or self.ending is not None:
+            if self.pending:
+                await asyncio.wait(set(self.pending))
+            else:
+                await self._finish_session()
             await clock.settle()
 
     async def _finish_session(self) -> None:

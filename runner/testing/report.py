@@ -29,11 +29,16 @@ def text(outcome: Outcome) -> tuple[list[str], list[str]]:
     for result in outcome.files:
         out.append(f"{result.file} (bot: {result.bot})")
         for case in result.cases:
+            if case.skipped:
+                out.append(f"  SKIP {case.name} ({case.skipped})")
+                continue
             out.append(f"  {'PASS' if case.passed else 'FAIL'} {case.name}")
             if case.failure is not None:
                 out += failure_lines(case.failure)
     errors = [p for p in outcome.problems if p.severity == "error"]
     summary = f"{outcome.passed} passed, {outcome.failed} failed"
+    if outcome.skipped:
+        summary += f", {outcome.skipped} skipped"
     if errors:
         summary += f", {len(errors)} error{'s' * (len(errors) != 1)} in test files"
     out.append(summary)
@@ -42,25 +47,29 @@ def text(outcome: Outcome) -> tuple[list[str], list[str]]:
 
 def as_json(outcome: Outcome) -> str:
     return json.dumps({
-        "passed": outcome.passed, "failed": outcome.failed, "ok": outcome.exit_code() == 0,
+        "passed": outcome.passed, "failed": outcome.failed, "skipped": outcome.skipped,
+        "ok": outcome.exit_code() == 0,
         "problems": [p.as_dict() for p in outcome.problems],
         "files": [{"file": f.file, "bot": f.bot, "seconds": round(f.seconds, 4), "cases": [
-            {"name": c.name, "line": c.line, "passed": c.passed, "seconds": round(c.seconds, 4),
+            {"name": c.name, "line": c.line, "passed": c.passed, "skipped": c.skipped, "seconds": round(c.seconds, 4),
              "virtual_seconds": round(c.virtual, 3), "failure": c.failure.as_dict() if c.failure else None}
             for c in f.cases]} for f in outcome.files],
     }, indent=2, ensure_ascii=False)
 
 
 def junit(outcome: Outcome) -> str:
-    suites = ET.Element("testsuites", tests=str(outcome.passed + outcome.failed), failures=str(outcome.failed),
+    suites = ET.Element("testsuites", tests=str(outcome.passed + outcome.failed + outcome.skipped), failures=str(outcome.failed),
                         errors=str(len([p for p in outcome.problems if p.severity == "error"])))
     for result in outcome.files:
         suite = ET.SubElement(suites, "testsuite", name=result.file, tests=str(len(result.cases)),
-                              failures=str(sum(not c.passed for c in result.cases)), errors="0",
+                              failures=str(sum(c.failure is not None for c in result.cases)), errors="0",
+                              skipped=str(sum(c.skipped is not None for c in result.cases)),
                               time=f"{result.seconds:.4f}")
         for case in result.cases:
             element = ET.SubElement(suite, "testcase", classname=result.bot, name=case.name,
                                     file=result.file, line=str(case.line), time=f"{case.seconds:.4f}")
+            if case.skipped:
+                ET.SubElement(element, "skipped", message=case.skipped)
             if case.failure is not None:
                 failure = ET.SubElement(element, "failure", message=f"{case.failure.step}: expected "
                                                                     f"{case.failure.expected}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runner.botfile.errors import ConfigError, Problem
 from runner.testing import clock, expect
-from runner.testing.load import DEFAULT_TIMEOUT, TEST_SUFFIX, Case, Step, TestFile, check_against_bot, load_test_file
+from runner.testing.load import TEST_SUFFIX, Case, Step, TestFile, check_against_bot, load_test_file
 from runner.testing.offline import OfflineBot, StepFailed
 
 
@@ -21,10 +21,11 @@ class CaseResult:
     failure: expect.Failure | None = None
     seconds: float = 0.0
     virtual: float = 0.0
+    skipped: str | None = None  # why the case did not run (--live: it scripts offline-only answers)
 
     @property
     def passed(self) -> bool:
-        return self.failure is None
+        return self.failure is None and self.skipped is None
 
 
 @dataclass
@@ -46,7 +47,11 @@ class Outcome:
 
     @property
     def failed(self) -> int:
-        return sum(not c.passed for f in self.files for c in f.cases)
+        return sum(c.failure is not None for f in self.files for c in f.cases)
+
+    @property
+    def skipped(self) -> int:
+        return sum(c.skipped is not None for f in self.files for c in f.cases)
 
     def exit_code(self) -> int:
         return 2 if any(p.severity == "error" for p in self.problems) or not self.files else \
@@ -106,12 +111,22 @@ def load_all(files: list[Path], environ=None) -> tuple[list[tuple[TestFile, obje
     return ready, problems
 
 
-async def run_case(test: TestFile, spec, case: Case) -> CaseResult:
+async def run_case(test: TestFile, spec, case: Case, llm_url: str | None = None, live=None) -> CaseResult:
+    """One case: offline (virtual time), or with ``live`` (a LiveKit server) in a real room."""
     started, result = time.perf_counter(), CaseResult(case.name, case.line)
-    bot = OfflineBot(spec)
+    if live is not None:
+        from runner.testing.live import LiveBot, skip_reason
+        result.skipped = skip_reason(case)
+        if result.skipped:
+            return result
+        bot = LiveBot(spec, live)
+    else:
+        bot = OfflineBot(spec, llm_url)
     begin = bot.loop.time()
     marks = {"run": 0, "record": 0, "step": 0}
     try:
+        if live is not None:
+            await bot.start()
         for step in case.steps:
             failure = await run_step(bot, test, step, marks)
             if failure is not None:
@@ -119,6 +134,11 @@ async def run_case(test: TestFile, spec, case: Case) -> CaseResult:
                 break
     except clock.BusyBot as exc:
         result.failure = expect.Failure(f"{test.file}", "the case", "the bot to finish its work", [str(exc)])
+    except Exception as exc:  # noqa: BLE001 - live: a room or a bot that failed is this case's failure
+        if live is None:
+            raise
+        result.failure = expect.Failure(f"{test.file}:{case.line}", "the case", "the bot and the room to work",
+                                        [f"{type(exc).__name__}: {exc}"])
     finally:
         await bot.close()
     result.seconds = time.perf_counter() - started
@@ -156,14 +176,14 @@ async def run_step(bot: OfflineBot, test: TestFile, step: Step, marks: dict):
 async def expect_step(bot: OfflineBot, step: Step, where: str, marks: dict):
     body = dict(step.body)
     no = body.pop("no", None)
-    timeout = step.timeout if step.timeout is not None else (0.0 if not body else DEFAULT_TIMEOUT)
+    timeout = step.timeout if step.timeout is not None else bot.expect_timeout(body)
     pending = list(body.items())
 
     def satisfied() -> bool:
         pending[:] = [(k, v) for k, v in pending if not expect.check(bot, k, v)]
         return not pending
 
-    if not body and step.timeout:  # only 'no': let the time pass first
+    if not body and timeout:  # only 'no': let the time pass first
         await bot.advance_until(bot.loop.time() + timeout)
     elif not await bot.advance_until(bot.loop.time() + timeout, satisfied):
         key, value = pending[0]
@@ -180,27 +200,46 @@ async def expect_step(bot: OfflineBot, step: Step, where: str, marks: dict):
     return None
 
 
-async def run_files(ready) -> list[FileResult]:
+async def run_files(ready, llm_url: str | None = None, live=None) -> list[FileResult]:
     from loguru import logger
-    logger.disable("runner")  # the bot's own log lines are recorded effects here, not noise on stderr
+    quiet = ("runner", "pipecat") if live is not None else ("runner",)
+    for name in quiet:  # the bot's own log lines are recorded effects here, not noise on stderr
+        logger.disable(name)
+    if live is not None:
+        import logging
+        import warnings
+        logging.getLogger("livekit").setLevel(logging.ERROR)  # the SDK's notes on handles it dropped
+        warnings.filterwarnings("ignore", message=".*HMAC key.*")  # the dev server's short key
     try:
         results = []
         for test, spec in ready:
             started = time.perf_counter()
             result = FileResult(test.file, test.bot_shown)
             for case in test.cases:
-                result.cases.append(await run_case(test, spec, case))
+                result.cases.append(await run_case(test, spec, case, llm_url, live))
             result.seconds = time.perf_counter() - started
             results.append(result)
         return results
     finally:
-        logger.enable("runner")
+        for name in quiet:
+            logger.enable(name)
 
 
-def run_paths(paths: list[str], environ=None) -> Outcome:
+def run_paths(paths: list[str], environ=None, llm_url: str | None = None, live=None,
+              only: list[str] | tuple = ()) -> Outcome:
+    """Every case of the test files found in ``paths``: offline in virtual time, or with ``live``
+    (a ``connect.endpoint.Server``) against the real bot in real rooms, in real time. ``only``:
+    just the cases whose name contains one of these texts (any case)."""
     files, problems = find_test_files(paths)
     ready, found = load_all(files, environ)
+    if only:
+        wanted = [text.lower() for text in only]
+        for test, _spec in ready:
+            test.cases = [c for c in test.cases if any(w in c.name.lower() for w in wanted)]
+        ready = [(test, spec) for test, spec in ready if test.cases]
+        if not ready:
+            found.append(Problem(paths[0] if paths else ".", 1, 1, f"no case named like {', '.join(only)}"))
     outcome = Outcome(problems=problems + found)
-    with asyncio.Runner(loop_factory=clock.VirtualLoop) as runner:
-        outcome.files = runner.run(run_files(ready))
+    with asyncio.Runner(loop_factory=None if live is not None else clock.VirtualLoop) as runner:
+        outcome.files = runner.run(run_files(ready, llm_url, live))
     return outcome

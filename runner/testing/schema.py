@@ -103,7 +103,10 @@ STEPS["expect"] = {"type": "object", "minProperties": 1, "additionalProperties":
                    "properties": EXPECT, "description": "what the bot did (waits up to timeout, virtual time)"}
 STEP_COMPANIONS = {"timeout": EXPECT["timeout"]}
 
-CASE = _obj({"name": {"type": "string", "minLength": 1}, "steps": {"type": "array"}}, ["name", "steps"])
+CASE = _obj({"name": {"type": "string", "minLength": 1}, "steps": {"type": "array"},
+             "live": {"type": "boolean", "description": "false: run this case only offline (lkrun test --live "
+                                                        "skips it, e.g. when it depends on exact wording of speech)"}},
+            ["name", "steps"])
 TOP = _obj({"$schema": TEXT, "bot": {"type": "string", "minLength": 1,
                                       "description": "the bot file, relative to this test file"},
             "description": TEXT, "env": {"type": "object", "additionalProperties": {"type": "string"},

@@ -1,0 +1,70 @@
+"""The canary for the SDK and pipecat internals lkrun relies on (runner/runtime/room_hooks.py).
+
+A livekit or pipecat upgrade that renames or reshapes one of them fails here, by name, instead
+of silently losing first messages (packet_sender) or floods reaching pipecat again (admits).
+"""
+
+import inspect
+
+from livekit import rtc
+from livekit.rtc._proto import room_pb2
+
+from runner.runtime import room_hooks
+
+
+def test_the_sdk_room_still_has_the_internals_lkrun_wraps():
+    assert callable(getattr(rtc.Room, "_on_room_event", None))
+    source = inspect.getsource(rtc.Room._on_room_event)
+    branch = source[source.index('"data_packet_received"'):]
+    assert "packet.participant_identity" in branch
+    assert "FfiHandle(owned_buffer_info.handle.id).dispose()" in branch  # what an early drop must do too
+
+
+def test_pipecats_livekit_client_still_creates_its_room_in_setup():
+    from pipecat.transports.livekit.transport import LiveKitTransportClient
+    assert "room" in inspect.getsource(LiveKitTransportClient.setup)
+    assert "self.room" in inspect.getsource(LiveKitTransportClient)
+
+
+class FakeRoom:
+    def __init__(self):
+        self.seen = []
+
+    def _on_room_event(self, event):
+        self.seen.append(event)
+
+
+def _data_event(identity: str) -> room_pb2.RoomEvent:
+    event = room_pb2.RoomEvent()
+    event.data_packet_received.participant_identity = identity
+    event.data_packet_received.user.data.handle.id = 4242
+    event.data_packet_received.user.topic = "t"
+    return event
+
+
+def test_a_packet_the_gate_refuses_is_disposed_and_never_reaches_the_sdk(monkeypatch):
+    import livekit.rtc._ffi_client as ffi
+    disposed = []
+
+    class Handle:
+        def __init__(self, handle_id):
+            self.handle_id = handle_id
+
+        def dispose(self):
+            disposed.append(self.handle_id)
+    monkeypatch.setattr(ffi, "FfiHandle", Handle)
+    room = FakeRoom()
+    sender = room_hooks.packet_sender(room, admits=lambda identity: identity != "loud")
+    room._on_room_event(_data_event("loud"))
+    assert room.seen == [] and disposed == [4242]
+    seen_sender = []
+    original = FakeRoom._on_room_event
+
+    def record(event):  # the SDK's handler, which emits data_received: the sender is known then
+        seen_sender.append(sender())
+        original(room, event)
+    room2 = FakeRoom()
+    room2._on_room_event = record
+    sender = room_hooks.packet_sender(room2, admits=lambda identity: identity != "loud")
+    room2._on_room_event(_data_event("quiet"))
+    assert seen_sender == ["quiet"] and sender() is None and disposed == [4242]
