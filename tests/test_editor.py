@@ -26,6 +26,8 @@ from runner.playground import Playground
 from runner.playground.editor import drafts_dir
 from runner.runtime.trace import Trace
 
+from test_cli import beep_action  # noqa: F401  (fixture: an action registered from Python)
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bots/greeter.yaml"
 BOT = """version: 1
@@ -390,7 +392,7 @@ async def test_drafts_survive_a_new_playground(served, bot_dir, tmp_path):
 # ---- the editor pane in a real browser ---------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromium(bot_dir, tmp_path, capsys,
+async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromium(bot_dir, tmp_path, capsys, beep_action,
                                                                                  monkeypatch):
     from test_playground import Browser, browser_ready, write_wav
     import numpy as np
@@ -421,8 +423,23 @@ async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromiu
         # a mistake, typed at the end of the file: the checker's own message, as lkrun validate says it
         await browser.call("click", selector=editor)
         await browser.call("press", selector=editor, key="Control+End")
+        # the page notes when the last key went down and when lkrun's problem appeared
+        await browser.call("eval", expr="""(() => {
+            window.timing = {};
+            document.querySelector('#editor').addEventListener('keydown', () => {
+              window.timing.key = performance.now(); }, true);
+            new MutationObserver(() => {
+              if (!window.timing.shown && document.querySelector('#editor-problems li.error'))
+                window.timing.shown = performance.now();
+            }).observe(document.getElementById('editor-problems'), {childList: true, subtree: true});
+        })()""")
         await browser.call("type", selector=editor, text="    - sya: hi")
         await browser.wait("#editor-problems li.error", text="unknown action 'sya' (did you mean 'say'?)")
+        timing = await browser.call("eval", expr="window.timing")
+        shown_ms = timing["shown"] - timing["key"]
+        with capsys.disabled():
+            print(f"\neditor: lkrun's problem shown {shown_ms:.0f} ms after the last keystroke (debounce 400 ms)")
+        assert 0 < shown_ms < 1500  # 400 ms debounce + the check; loose: the CI machine is shared
         await browser.wait("#editor .cm-lint-marker-error")
         text = await browser.call("eval", expr="window.playground.editor.view.state.doc.toString()")
         assert text == greeter + "    - sya: hi"
@@ -435,6 +452,14 @@ async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromiu
         # fix it with the schema's completion: "sa" offers `say`, with its description
         for _ in range(len("sya: hi")):
             await browser.call("press", selector=editor, key="Backspace")
+        # after "- " under an event: the actions, a Python-registered one too (the schema is served
+        # at run time: no page rebuild)
+        await browser.call("press", selector=editor, key="Control+Space")
+        await browser.wait(".cm-tooltip-autocomplete li", text="say")
+        offered = await browser.call("eval", expr="[...document.querySelectorAll('.cm-tooltip-autocomplete li')]"
+                                                  ".map(li => li.querySelector('.cm-completionLabel').textContent)")
+        assert {"say", "send", "http", "end", "beep"} <= set(offered), offered
+        await browser.call("press", selector=editor, key="Escape")
         await browser.call("type", selector=editor, text="sa")
         await browser.wait(".cm-tooltip-autocomplete li[aria-selected]", text="say")
         await browser.wait(".cm-completionInfo", text="speak text")
@@ -453,6 +478,13 @@ async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromiu
         assert host.notices[-1][:2] == (KEY, "reload")
         assert not await browser.call("eval", expr="window.playground.editor.dirty")
         await browser.call("screenshot", path=str(shots / "playground-editor-saved.png"), fullPage=True)
+
+        # hovering an action explains it (its doc line from the schema)
+        where = await browser.call("eval", expr="""(() => { const v = window.playground.editor.view;
+            const i = v.state.doc.toString().lastIndexOf('say: Bye!') + 1; const c = v.coordsAtPos(i);
+            return {x: c.left + 2, y: (c.top + c.bottom) / 2}; })()""")
+        await browser.call("move", x=where["x"], y=where["y"])
+        await browser.wait(".cm-tooltip-hover", text="speak text")
 
         # an unsaved edit is kept by lkrun: a page reload offers it back
         await browser.call("type", selector=editor, text=" See you.")
@@ -507,7 +539,7 @@ on:
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 async def test_a_file_broken_at_start_is_listed_fixed_in_the_page_and_then_runs(livekit_server, tmp_path,
-                                                                                monkeypatch, capsys):
+                                                                                monkeypatch, capsys, people):
     """`lkrun bots/` with one broken file: the page lists it, opens it with lkrun's own problem,
     the person fixes it there and saves, the bot starts, and the page can join it."""
     from test_playground import Browser, browser_ready, write_wav
@@ -584,6 +616,23 @@ async def test_a_file_broken_at_start_is_listed_fixed_in_the_page_and_then_runs(
         await browser.until("!document.getElementById('join').disabled")
         await browser.call("click", selector="#join")
         await browser.wait("#messages li.msg:not(.mine)", text="helper here", timeout=20)
+        me = await browser.call("eval", expr="window.playground.identity")
+        bot = supervisor.bots["bots/helper.yaml"]
+        await wait_for(lambda: me in bot.participants(), 10)
+
+        # a changed greeting, saved in the page: the next person hears it, the page's person stays
+        await browser.call("eval", expr="(() => { const v = window.playground.editor.view; const t = "
+                                        "v.state.doc.toString(); const i = t.indexOf('helper here'); "
+                                        "v.dispatch({changes: {from: i, to: i + 11, insert: 'helper, edited'}}); })()")
+        await browser.call("press", selector="#editor .cm-content", key="Control+s")
+        await browser.wait("#editor-status.ok", text="reloaded helper.yaml: on changed, applied live", timeout=30)
+        ada = await people(f"help-{suffix}", "ada")
+        assert await ada.next_data(20, sender="helper") == {"text": "helper, edited"}
+        assert await browser.call("eval", expr="window.playground.connected")
+        assert me in bot.participants() and bot.generations == 1  # the same connection: nobody was dropped
+        left = await browser.call("eval", expr="[...document.querySelectorAll('#messages li.system')]"
+                                               ".some(li => li.textContent.startsWith('left the room'))")
+        assert not left
         problems = [c for c in browser.console if c.startswith(("error", "pageerror"))
                     or "Content Security Policy" in c]
         problems = [c for c in problems if "409 (Conflict)" not in c]

@@ -51,6 +51,7 @@ const ops = {
     }
   },
   eval: ({ expr }) => page.evaluate(expr),
+  move: ({ x, y }) => page.mouse.move(x, y).then(() => null),
   screenshot: ({ path, fullPage }) => page.screenshot({ path, fullPage: !!fullPage }).then(() => path),
   close: async () => { await browser.close(); setTimeout(() => process.exit(0), 10); return null; },
 };
