@@ -255,3 +255,19 @@ def _write_bot(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "recorder.yaml"
     path.write_text(text)
     return path
+
+
+async def test_stopping_a_bot_mid_session_writes_its_record_as_the_worker_stops_it(run_bot, people, room_name,
+                                                                                   tmp_path):
+    """BotRuntime.stop (what the worker's jobs and a deleted bot file call) writes the record too."""
+    folder = tmp_path / "records"
+    bot, _ = await run_bot(_bot(room_name, folder), environ={"HOOK_TOKEN": "x"})
+    alice = await people(room_name, "alice")
+    assert await alice.next_data(10, sender="recorder") == {"hello": "alice"}
+    await asyncio.wait_for(bot.stop(), 10)
+    (path,) = folder.glob("*.json")
+    record = json.loads(path.read_text())
+    jsonschema.validate(record, SCHEMA)
+    assert record["ended_by"] == "stopped" and [p["id"] for p in record["participants"]] == ["alice"]
+    await bot.stop()  # a second stop writes nothing more
+    assert list(folder.glob("*.json")) == [path]
