@@ -176,6 +176,7 @@ class BotRuntime:
                 except (asyncio.TimeoutError, Exception):
                     pass
             gen.release_soon()  # a connect still in flight, or a leave pipecat got stuck in
+        await records.session_stopped(self)  # a session cut short still gets its record (worker too)
 
     def swap_spec(self, spec: BotSpec) -> None:
         self.spec = spec
