@@ -49,6 +49,10 @@ class FakeOpenAI:
         if self.runner:
             await self.runner.cleanup()
 
+    async def pace(self, body: dict) -> None:
+        """Called between a request's arrival and its answer: a benchmark holds answers here to
+        take turns between the systems it compares (A B A B ...). Answers at once by default."""
+
     def _reply(self, body: dict):
         messages = body.get("messages", [])
         last = messages[-1] if messages else {}
@@ -80,6 +84,7 @@ class FakeOpenAI:
         body = await request.json()
         self.requests.append(body)
         self.events.append(("request", loop.time(), ""))
+        await self.pace(body)
         kind, value = self._reply(body)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)

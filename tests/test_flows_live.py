@@ -268,3 +268,48 @@ async def test_failing_handler_fires_error_and_python_handlers_run(run_bot, peop
         assert offered["check_stock"]["parameters"] == bot.spec.flow.handlers["check_stock"].parameters
     finally:
         await llm.stop()
+
+
+FLOWS = Path(__file__).parent / "fixtures" / "flows"
+
+
+async def test_a_pipecat_flows_file_with_include_runs_unedited(run_bot, people, room_name, tmp_path):
+    """pipecat's docstring flow, completed as a Pipecat Flows file with !include, read with no edits;
+    the bot file around it only points the LLM at the loopback server and reports the nodes."""
+    import shutil
+    from bench.fake_openai import FakeOpenAI
+    shutil.copytree(FLOWS, tmp_path, dirs_exist_ok=True)
+    llm = await FakeOpenAI(instruction_triggers={
+        "ask whether they want pizza or sushi": ("choose_pizza", {}),
+        "Take a pizza order.": ("select_pizza_order", {"size": "large"}),
+    }).start()
+    try:
+        text = (tmp_path / "include_bot.yaml").read_text().replace("room: pizza-or-sushi", f"room: {room_name}") \
+            .replace('"${OPENAI_API_KEY:-unused}"}', f'"${{OPENAI_API_KEY:-unused}}", base_url: "{llm.base_url}"}}') \
+            + "on:\n  node_entered:\n    - send: {data: {node: \"{{ flow.node }}\", pizza: \"{{ state.pizza }}\"}}\n"
+        bot, _ = await run_bot(text, "include_bot")
+        assert bot.spec.flow.files and any(f.endswith("sushi_node.yaml") for f in bot.spec.flow.files)
+        alice = await people(room_name, "alice")
+        seen = [await alice.next_data(15, sender="include-flow") for _ in range(3)]
+        assert seen == [{"node": "greet", "pizza": None}, {"node": "pizza", "pizza": None},
+                        {"node": "confirm", "pizza": "large"}]
+        await alice.wait_left("include-flow", timeout=15)  # end_conversation ended the session
+        pizza = await request_with(llm, "Take a pizza order.")
+        offered = tools_of(pizza)
+        assert offered["select_pizza_order"]["parameters"]["properties"]["size"]["enum"] == ["small", "medium", "large"]
+        assert offered["get_delivery_estimate"]["description"] == "How long delivery takes."
+        assert system(pizza) == "You are a friendly order-taking assistant."  # greet's role_message persists
+    finally:
+        await llm.stop()
+
+
+def test_pipecats_own_docstring_flow_names_nodes_it_does_not_define():
+    """Kept byte for byte (tests/fixtures/flows/pipecat_docstring_flow.yaml): pipecat itself refuses
+    it, as lkrun's checker does, so the runnable form is the !include one above."""
+    import pipecat.flows.config as config
+    from pipecat.flows import FlowConfig
+    example = config.__doc__.split("Example YAML::\n\n", 1)[1]
+    example = "\n".join(line[4:] for line in example.splitlines()) + "\n"
+    assert (FLOWS / "pipecat_docstring_flow.yaml").read_text().endswith(example)
+    with pytest.raises(ValueError, match="unknown node 'sushi'"):
+        FlowConfig.from_yaml(example)

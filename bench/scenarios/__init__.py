@@ -4,7 +4,7 @@ A scenario module defines NAME, TITLE, TIME_LIMIT (seconds, a hard bound) and
 ``async def run(ctx, report)``; ``IMPLEMENTED = False`` records a "not implemented yet" row.
 """
 
-from . import (event_action, flow_check, hot_reload, scale_data, scale_voice, startup, validate,
+from . import (event_action, flow_check, flow_transition, hot_reload, scale_data, scale_voice, startup, validate,
                voice_round_trip, worker_dispatch)
 
 SCENARIOS = [
@@ -15,6 +15,7 @@ SCENARIOS = [
     scale_data,
     scale_voice,
     voice_round_trip,
+    flow_transition,   # function call answered -> next node's LLM request, vs a hand-written FlowManager bot
     hot_reload,        # file write -> new behaviour live, p50/p95 over 50 edits
     worker_dispatch,   # `lkrun worker` job dispatch (see bench/worker_bench.py)
 ]

@@ -197,6 +197,10 @@ class BotRuntime:
                 logger.error(f"[{self.name}] " + "\n".join(problems) + "\nstill running the previous version")
                 return {"tier": "refused", "changes": [], "settings": {}, "problems": problems}
         change["changes"] = [*change["changes"], *(f"flow.nodes.{n}" for n in nodes)]
+        if self.flow.started and not self.flow.ended:  # the current node's role_message is the instruction now
+            for delta in change["settings"].values():
+                delta.pop("system_instruction", None)
+            change["settings"] = {index: delta for index, delta in change["settings"].items() if delta}
         if change["tier"] == "settings":
             await push_settings(self, spec, change["settings"])
         self.swap_spec(spec)

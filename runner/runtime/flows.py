@@ -117,6 +117,8 @@ class FlowRun:
 
     async def start(self) -> None:
         session, state = self.session, self.bot.state.room
+        if self.manager.current_node is not None or self.resuming:
+            return  # pipecat says "first participant" again when someone joins an emptied room
         if session.started and session.node is not None:  # a new generation: carry on where the session is
             self.resuming = True
             self.manager.set_current(session.previous)
@@ -171,7 +173,7 @@ class FlowRun:
         pending, self.pending = self.pending, None
         if pending is None:  # already announced (an end_conversation in the node's own actions)
             return
-        logger.info(f"[{self.bot.spec.name}] flow: entered node '{node_id}'"
+        logger.debug(f"[{self.bot.spec.name}] flow: entered node '{node_id}'"
                     + (f" from '{previous}'" if previous else ""))
         self.bot.dispatcher.fire("node_entered", None, extra={"flow": {"node": node_id, "previous": previous}})
 
