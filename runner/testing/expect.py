@@ -6,6 +6,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from runner.testing import flow_checks
+
 # expect key -> (record kind, the field a plain value means)
 PRIMARY = {"say": "text", "chat": "text", "log": "message", "http": "url", "mute": "participant",
            "unmute": "participant", "play": "file", "dtmf": "digits", "metadata": "text", "error": "message",
@@ -162,6 +164,8 @@ def check(bot, key: str, value) -> bool:
     """True when satisfied now (a matched record is marked used)."""
     if key == "state":
         return state_matches(bot, value)
+    if key == "node":
+        return flow_checks.node_matches(bot, value)
     if key == "ended" and value is False:
         return not any(r.kind == "ended" for r in bot.effects.records)
     if key == "ended":
@@ -243,7 +247,9 @@ def explain(bot, key: str, value, step_where: str, what: str, since_run: int, si
             since_step: int = 0) -> Failure:
     kind = RECORD_KINDS.get(key, key)
     failure = Failure(step_where, what, show_expected(key, value))
-    if key == "state":
+    if key == "node":
+        flow_checks.explain_node(bot, value, failure)
+    elif key == "state":
         failure.actual = [f"room state {show_value(bot.state.room)}"] + [
             f"{who}'s state {show_value(bot.state.participants.get(who, {}))}"
             for who in (value.get("participant") or {})]

@@ -13,6 +13,7 @@ from pathlib import Path
 from runner.botfile import humanize
 from runner.botfile.errors import ConfigError, Problem, did_you_mean
 from runner.botfile.yamlsafe import Document, load_file
+from runner.testing import flow_checks
 from runner.testing.schema import CASE, STEP_COMPANIONS, STEPS, TOP
 
 TEST_SUFFIX = ".test.yaml"
@@ -137,7 +138,7 @@ def check_against_bot(test: TestFile, spec) -> list[Problem]:
     """What a step asks of the bot that the bot cannot do (an llm step for a bot without an llm, ...)."""
     doc, problems = test.doc, []
     has = {s.kind for s in spec.pipeline}
-    tools = [t.name for t in spec.tools]
+    tools = [t.name for t in spec.tools] + flow_checks.function_names(spec)  # a flow's functions too
     for case in test.cases:
         for step in case.steps:
             body = step.body if isinstance(step.body, dict) else {}
@@ -151,7 +152,8 @@ def check_against_bot(test: TestFile, spec) -> list[Problem]:
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, str) and function not in tools:
                 where = step.path + (step.kind, "call" if step.kind == "llm" else "llm_called", "function")
-                problems.append(doc.problem(where, f"the bot has no tool '{function}'{did_you_mean(function, tools)}",
+                kind = "tool or flow function" if getattr(spec, "flow", None) is not None else "tool"
+                problems.append(doc.problem(where, f"the bot has no {kind} '{function}'{did_you_mean(function, tools)}",
                                             ("its tools: " + ", ".join(tools)) if tools else
                                             f"{test.bot_shown} has no tools: section"))
-    return problems
+    return problems + flow_checks.check_steps(test, spec)  # expect: {node: NAME}

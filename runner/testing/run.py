@@ -120,6 +120,9 @@ async def run_case(test: TestFile, spec, case: Case, llm_url: str | None = None,
         if result.skipped:
             return result
         bot = LiveBot(spec, live)
+    elif getattr(spec, "flow", None) is not None:  # pipecat's FlowManager, no transport (flow_case.py)
+        from runner.testing.flow_case import FlowBot
+        bot = FlowBot(spec, llm_url)
     else:
         bot = OfflineBot(spec, llm_url)
     begin = bot.loop.time()
@@ -203,6 +206,8 @@ async def expect_step(bot: OfflineBot, step: Step, where: str, marks: dict):
 async def run_files(ready, llm_url: str | None = None, live=None) -> list[FileResult]:
     from loguru import logger
     quiet = ("runner", "pipecat") if live is not None else ("runner",)
+    if os.environ.get("LKRUN_TEST_LOG"):  # the bot's log on stderr too, for a case that fails unexplained
+        quiet = ()
     for name in quiet:  # the bot's own log lines are recorded effects here, not noise on stderr
         logger.disable(name)
     if live is not None:

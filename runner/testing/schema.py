@@ -90,9 +90,13 @@ EXPECT = {
     "state": _obj({"room": {"type": "object"}, "participant": {
         "type": "object", "additionalProperties": {"type": "object"}}}, (),
         "state now holds these values (room: {...}, participant: {ID: {...}}); other keys may exist too"),
-    "llm_append": {**TEXT_MATCH, "description": "an llm action added a message with this content to the context"},
+    "llm_append": {**TEXT_MATCH, "description": "an llm action added a message with this content to the context "
+                                                "(with a flow, also a node's role_message and task messages as "
+                                                "filled in for the LLM)"},
     "llm_called": _obj({"function": TEXT, "args": {"type": "object"}, "result": {"anyOf": [TEXT, {"type": "object"}]}},
                        ["function"], "the LLM called this tool (args: fields compared; result: what the tool returned)"),
+    "node": {"type": "string", "minLength": 1, "description": "a bot with a flow is in this node now (the node "
+                                                               "pipecat's FlowManager entered last)"},
     "ended": {"type": "boolean", "description": "true: the session ended (end); false: it has not"},
     "error": {**TEXT_MATCH, "description": "a run failed (text: part of the message, or {contains|regex|exact})"},
     "no": {"type": "array", "minItems": 1, "items": {"enum": NO_KINDS},
