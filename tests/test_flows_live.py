@@ -191,8 +191,9 @@ async def test_caller_text_with_braces_reaches_the_llm_verbatim(run_bot, people,
 
 
 async def test_live_edit_of_the_current_node_and_deleting_it(run_bot, people, room_name, records, tmp_path):
+    from bench.fake_openai import FakeOpenAI
     from runner.botfile.check import check_file
-    llm = await scripted(tool_triggers={"name is": ("record_name", {"name": "Bob"})}).start()
+    llm = await FakeOpenAI(tool_triggers={"name is": ("record_name", {"name": "Bob"})}).start()  # stays in lookup
     try:
         environ = env(room_name, llm, records)
         text = chat_only(CLINIC)
@@ -235,7 +236,22 @@ async def test_live_edit_of_the_current_node_and_deleting_it(run_bot, people, ro
         assert {"role": "developer", "content": new} in still["messages"]
         assert "kindly" in (await request_with(llm, "The caller is Bob"))["messages"][1]["content"]
         assert bot.state.room["name"] == "Bob" and bot.generation is generation
-        assert await alice.no_data(0.3, sender="clinic") or True  # nothing else is owed
+
+        # an edit that needs a new generation (the bot rejoins): the flow carries on in its node, with
+        # the same text and state; on_enter does not run again, and no node_entered fires
+        before = len(llm.requests)
+        path.write_text(deleted.replace("identity: clinic}", "identity: clinic, name: Clinic desk}"))
+        change = await bot.apply(check_file(path, environ=environ))
+        assert change["tier"] == "generation"
+        await wait_for(lambda: bot.generation is not None and bot.generation is not generation, 15,
+                       what="the new generation")
+        await wait_for(lambda: len(llm.requests) > before, 20, what="the resumed node's LLM request")
+        resumed = llm.requests[before]["messages"]
+        assert resumed[-1] == {"role": "developer", "content": "The caller is Bob, patient P-17 (last visit "
+                                                                "2026-03-02). Ask for the reason of the visit, kindly."}
+        assert bot.flow.node == "lookup" and bot.state.room["patient_id"] == "P-17"
+        assert [c[0] for c in records.calls] == ["lookup"]
+        assert await alice.no_data(0.5, sender="clinic")
     finally:
         await llm.stop()
 

@@ -59,7 +59,7 @@ def flow_run(spec, room: dict, node="a", previous="z"):
                           participants=lambda: [], trace=None, effects=None, flow=FlowSession(node=node,
                                                                                               previous=previous))
     run = FlowRun.__new__(FlowRun)
-    run.bot, run.session, run.rendered = bot, bot.flow, {}
+    run.bot, run.session = bot, bot.flow
     return run
 
 

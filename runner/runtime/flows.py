@@ -25,10 +25,12 @@ class FlowSession:
     previous: str | None = None
     ended: bool = False
     entered: dict = field(default_factory=dict)  # node -> the FlowNode it was entered with (deleted nodes)
+    rendered: dict = field(default_factory=dict)  # the current node's text as it reached the LLM
 
     def reset(self) -> None:
         self.started, self.node, self.previous, self.ended = False, None, None, False
         self.entered.clear()
+        self.rendered = {}
 
 
 def build_flow(flow_spec, handlers: dict):
@@ -87,7 +89,6 @@ class FlowRun:
         self.manager = None
         self.version = None  # the FlowSpec the pipecat Flow below was built from
         self.flow = None
-        self.rendered: dict = {}  # the current node as handed to pipecat (live edits replace it)
         self.resuming = False
         self.pending = None  # the node whose node_entered has not fired yet
         self.load(self.bot.spec.flow)
@@ -164,6 +165,8 @@ class FlowRun:
         if definition is not None and definition.on_enter and not resuming:
             await self._execute(run, definition.on_enter, f"flow:{node_id}:on_enter")
         self.pending = node_id  # node_entered is owed once pipecat has set the node up
+        if resuming and session.rendered.get("node") == node_id:  # a new generation: the same text again,
+            return node_id, self.resumed(node_config), session.previous  # no actions replayed
         return node_id, self.render(definition, node_config, run), session.previous
 
     async def after_node(self, node_id: str, previous: str | None) -> None:
@@ -200,10 +203,25 @@ class FlowRun:
         """Bare state keys (vars as fallback) under the usual variables, which they never shadow."""
         return {**self.bot.spec.vars, **self.bot.state.room, **run.context()}
 
+    @property
+    def rendered(self) -> dict:
+        """The current node's text as it reached the LLM (plain; live edits and new generations use it)."""
+        return self.session.rendered
+
+    def resumed(self, node_config: dict) -> dict:
+        from runner.runtime.flow_hooks import escape
+        plain, out = self.session.rendered, dict(node_config)
+        if plain.get("role_message"):
+            out["role_message"] = escape(plain["role_message"])
+        out["task_messages"] = [{**m, "content": escape(m["content"])} for m in plain["task_messages"]]
+        out.pop("pre_actions", None)
+        out.pop("post_actions", None)
+        return out
+
     def render(self, definition, node_config: dict, run) -> dict:
         """The node as pipecat gets it: rendered by lkrun's sandbox, escaped so pipecat fills nothing in.
 
-        ``self.rendered`` keeps the plain text (what reaches the LLM), for live edits of this node."""
+        ``session.rendered`` keeps the plain text (what reaches the LLM), for live edits of this node."""
         from runner.runtime.flow_hooks import escape
         context, out = self.context(run), dict(node_config)
         name = node_config.get("name")
@@ -226,7 +244,7 @@ class FlowRun:
             plain = [{"role": r, "content": text(tpl, m.get("content"))} for (r, tpl), m in zip(compiled, messages)]
         else:
             plain = [{**m, "content": str(m.get("content", ""))} for m in messages]
-        self.rendered = {"node": name, "role_message": role, "task_messages": plain}
+        self.session.rendered = {"node": name, "role_message": role, "task_messages": plain}
         if role:
             out["role_message"] = escape(role)
         out["task_messages"] = [{**m, "content": escape(m["content"])} for m in plain]
