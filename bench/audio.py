@@ -31,6 +31,24 @@ def speech(text: str) -> bytes:
     return (out.clip(-1, 1) * 32767).astype(np.int16).tobytes()
 
 
+def trimmed(pcm: bytes, threshold: int = 300) -> bytes:
+    """``pcm`` without the voice's own leading and trailing near-silence (so pauses are exact)."""
+    data = np.frombuffer(pcm, dtype=np.int16)
+    loud = np.flatnonzero(np.abs(data.astype(np.int32)) > threshold)
+    return data[loud[0]:loud[-1] + 1].tobytes() if loud.size else pcm
+
+
+def paused_speech(phrases: tuple[str, ...], pauses: tuple[float, ...]) -> bytes:
+    """The phrases spoken one after another with exact silences between them (``pauses[i]``
+    seconds after phrase ``i``): natural mid-sentence pauses for turn-taking benchmarks."""
+    parts = []
+    for i, phrase in enumerate(phrases):
+        parts.append(trimmed(speech(phrase)))
+        if i < len(pauses):
+            parts.append(bytes(int(pauses[i] * RATE) * 2))
+    return b"".join(parts)
+
+
 class Mic:
     """A published microphone; frames are paced by the SDK's (short) queue."""
 

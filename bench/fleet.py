@@ -128,7 +128,10 @@ async def run_fleet(ctx, kind: str, system: str, n: int, *, window: float, perio
             cpu0 = sum(b.cpu_s() for b in bots)
             others0 = machine_cpu(ctx)
             w0 = time.monotonic()
+            spy = await start_profile(system, kind, n, bots, window)
             await gather_or_cancel(d.load(window, period, iterations) for d in drivers)
+            if spy is not None:
+                await spy.wait()
             elapsed = time.monotonic() - w0
             cpu = sum(b.cpu_s() for b in bots) - cpu0
             server_cpu, driver_cpu = (b - a for a, b in zip(others0, machine_cpu(ctx)))
@@ -147,6 +150,23 @@ async def run_fleet(ctx, kind: str, system: str, n: int, *, window: float, perio
             "rss_per_bot_mb": sum(rss) / n, "rss_each_mb": rss, "pss_per_bot_mb": sum(pss) / n,
             "samples": samples, "lost": sum(d.lost for d in drivers),
             "server_cpu_pct": 100 * server_cpu / elapsed, "driver_cpu_pct": 100 * driver_cpu / elapsed}
+
+
+async def start_profile(system: str, kind: str, n: int, bots, window: float):
+    """With BENCH_PROFILE_DIR set: py-spy samples the lkrun process over the window (a flame graph
+    in speedscope format, and the raw collapsed stacks for grep)."""
+    folder = os.environ.get("BENCH_PROFILE_DIR")
+    if not folder or system != "lkrun" or n < int(os.environ.get("BENCH_PROFILE_MIN_N", "2")):
+        return None
+    import shutil
+    spy = shutil.which("py-spy")
+    if spy is None:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    out = os.path.join(folder, f"{kind}-lkrun-N{n}.txt")
+    return await asyncio.create_subprocess_exec(
+        spy, "record", "-p", str(bots[0].pid), "-d", str(max(1, int(window) - 1)), "-r", "100", "-f", "raw",
+        "-o", out, "--nonblocking", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
 def machine_cpu(ctx) -> tuple[float, float]:

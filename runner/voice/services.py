@@ -104,18 +104,74 @@ def build_service(stage, spec):
         if value:
             body["api_key"] = value
     try:
-        return cls(settings=build_settings(cls, settings), **body)
+        service = cls(settings=build_settings(cls, settings), **body)
     except StageBuildError:
         raise
     except Exception as exc:
         raise StageBuildError(f"cannot start the {stage.kind} stage '{stage_type}': {type(exc).__name__}: {exc}") \
             from None
+    if stage_type == "whisper_stt" and getattr(service, "_model", None) is not None:
+        service._model = FastWhisper(service._model)
+    return service
+
+
+class FastWhisper:
+    """faster-whisper's model, asked for what a spoken turn needs: greedy decoding, no timestamps,
+    no conditioning on the previous turn, and a window fitted to the utterance instead of 30 s.
+
+    pipecat's WhisperSTTService calls ``model.transcribe(audio, language=..., hotwords=...,
+    initial_prompt=...)`` with faster-whisper's defaults (beam 5, timestamps, a 30 s window that
+    the encoder always pays for). A turn is one short segment, so those cost about half of the
+    transcription time and change nothing in the text (bench/: voice_round_trip)."""
+
+    RATE = 16000  # faster-whisper's sample rate (pipecat resamples to it)
+
+    def __init__(self, model):
+        self._model = model
+
+    def transcribe(self, audio, **kwargs):
+        seconds = len(audio) / self.RATE if hasattr(audio, "__len__") else 30
+        kwargs.setdefault("beam_size", 1)
+        kwargs.setdefault("without_timestamps", True)
+        kwargs.setdefault("condition_on_previous_text", False)
+        kwargs.setdefault("chunk_length", int(min(30, max(5, seconds + 2))))
+        return self._model.transcribe(audio, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+def warm_up(services: dict, extra=()) -> None:
+    """Run each local model once, at start, on a little silence or a word: the first inference of
+    CTranslate2 (Whisper) and ONNX Runtime (Piper, smart-turn) allocates and picks kernels and
+    costs several later ones, which the first caller's turn would pay. Blocking (call it in a
+    thread); a model that cannot warm up still works, so failures are ignored."""
+    import numpy as np
+    model = getattr(services.get("stt"), "_model", None)
+    if model is not None and hasattr(model, "transcribe"):
+        try:
+            segments, _ = model.transcribe(np.zeros(FastWhisper.RATE, dtype=np.float32), language="en")
+            list(segments)
+        except Exception:  # noqa: BLE001
+            pass
+    voice = getattr(services.get("tts"), "_voice", None)
+    if voice is not None and hasattr(voice, "synthesize"):
+        try:
+            for _ in voice.synthesize("Hello."):
+                pass
+        except Exception:  # noqa: BLE001
+            pass
+    for analyzer in extra:  # pipecat's local smart-turn analyzer
+        try:
+            analyzer._predict_endpoint(np.zeros(FastWhisper.RATE, dtype=np.float32))
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def build_vad(settings: dict, spec):
     from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADParams
-    params = {"stop_secs": float(spec.session.get("vad_stop_secs", 0.5)), **settings}
+    params = {"stop_secs": float(spec.session.get("vad_stop_secs", 0.2)), **settings}
     return SileroVADAnalyzer(params=VADParams(**params))
 
 
