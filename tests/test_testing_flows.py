@@ -62,6 +62,17 @@ def test_a_wrong_node_is_a_failure_naming_both_nodes_and_the_lines(tmp_path):
     assert failure.expected == "node welcome_back"
     assert failure.actual == ["node birthday (entered from greet)"]
     assert failure.bot_line == f"{CLINIC}:{line_of(CLINIC, '    birthday:') + 1}"  # the node's first line
+    # what `lkrun test` prints for it, and its exit code
+    from click.testing import CliRunner
+
+    from runner.cli import main
+    result = CliRunner().invoke(main, ["test", str(path)])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert "  FAIL wrong node" in lines and lines[-1] == "0 passed, 1 failed"
+    assert f"    {failure.step}: expect node" in lines and "      expected: node welcome_back" in lines
+    assert "      actual:   node birthday (entered from greet)" in lines
+    assert f"      from the bot's action at {failure.bot_line}" in lines
 
 
 def test_wrong_state_args_and_result_after_a_handler_are_failures(tmp_path):
@@ -229,3 +240,58 @@ def test_the_flows_chapters_test_example_passes(tmp_path):
     path = write(tmp_path, example.replace("bot: clinic_intake.yaml", f"bot: {CLINIC}", 1))
     outcome = run_paths([str(path)])
     assert outcome.problems == [] and outcome.passed == 1 and outcome.failed == 0, outcome.files[0].cases[0].failure
+
+
+def test_llm_url_sends_what_no_llm_step_answers_to_an_openai_compatible_server(tmp_path):
+    """--llm-url with a flow: pipecat's own OpenAI client talks to the server (a loopback stand-in
+    for the paid API here), and its streamed tool call moves the flow like a scripted one."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers = [{"content": "Hello, your name?"},
+               {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                "function": {"name": "record_name", "arguments": '{"name": "Grace Hopper"}'}}]},
+               {"content": "Your date of birth?"}]
+    seen = []
+
+    class Server(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            seen.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            delta = answers[min(len(seen), len(answers)) - 1]
+            chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", **delta}, "finish_reason": None}]},
+                      {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for chunk in chunks:
+                body = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", **chunk}
+                self.wfile.write(f"data: {json.dumps(body)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        path = write(tmp_path, HEAD + "  - name: c\n    steps:\n" + """\
+      - join: {id: ada, name: Ada}
+      - expect: {say: "Hello, your name?"}
+      - say: {from: ada, text: "Grace Hopper"}
+      - expect: {llm_called: {function: record_name, args: {name: Grace Hopper}, result: "Recorded Grace Hopper."}}
+      - expect: {node: birthday, state: {room: {name: Grace Hopper}}}
+      - expect: {say: "Your date of birth?"}
+""")
+        outcome = run_paths([str(path)], llm_url=f"http://127.0.0.1:{server.server_port}/v1")
+    finally:
+        server.shutdown()
+    case = outcome.files[0].cases[0]
+    assert case.failure is None, case.failure
+    assert [p for p, _ in seen] == ["/v1/chat/completions"] * 3
+    first, second = seen[0][1], seen[1][1]
+    assert first["stream"] is True and first["model"] == "gpt-4o-mini"
+    assert first["messages"][0]["role"] == "system" and "Sunny Hill Clinic" in first["messages"][0]["content"]
+    assert [t["function"]["name"] for t in first["tools"]] == ["record_name"]
+    assert {"role": "user", "content": "Grace Hopper"} in second["messages"]
+    assert [t["function"]["name"] for t in seen[2][1]["tools"]] == ["record_birthday"]

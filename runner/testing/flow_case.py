@@ -16,7 +16,9 @@ from the flow's context and tools, its function calls go through pipecat's funct
 (so FlowManager's handlers run lkrun's action lists and decide transitions). Only its network call,
 ``get_chat_completions``, is replaced: it is the stand-in for the paid API, answering with OpenAI
 ``ChatCompletionChunk`` objects built from the case's ``llm:`` steps (``reply`` -> content,
-``call`` -> a tool call). No request leaves the machine.
+``call`` -> a tool call). No request leaves the machine, except with ``lkrun test --llm-url URL``:
+then a request no ``llm:`` step answers is sent by pipecat's own OpenAI client to that
+OpenAI-compatible server, and its streamed chunks go on into pipecat the same way.
 
 pipecat runs on the virtual-clock loop (``clock.VirtualLoop``) unchanged: the worker has no idle
 timeout and no heartbeats, and the user aggregator gets turn strategies that never poll (pipecat's
@@ -32,9 +34,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 from types import SimpleNamespace
 
 from runner.runtime.flows import FlowRun, FlowSession
+from runner.testing.llm import FOLLOW_UPS
 from runner.testing.offline import OfflineBot, drive
 from runner.testing.recorder import RecordingEffects
 
@@ -83,6 +87,7 @@ class FlowBot(OfflineBot):
         self.asking = "the flow's first node"  # why the next LLM request happens (for failure reports)
         self.reply_source = ""
         self.own_frames: set[int] = set()
+        self.server_turns = 0  # --llm-url: the server's answers since the case last asked
         self.carried = False  # the session ended with people in the room: the next flow starts with them
 
     # -- the pipeline --------------------------------------------------------------------------------
@@ -149,7 +154,7 @@ class FlowBot(OfflineBot):
         from pipecat.frames.frames import LLMMessagesAppendFrame
         messages, self.pushed = self.context[self.pushed:], len(self.context)
         if run:
-            self.asking = why
+            self.asking, self.server_turns = why, 0
         if messages or run:
             frame = LLMMessagesAppendFrame(messages=[dict(m) for m in messages], run_llm=run)
             self.own_frames.add(frame.id)  # the case's, not the flow's: FlowTap does not record it
@@ -259,6 +264,53 @@ class FlowBot(OfflineBot):
                                      f"(it offers {', '.join(n for n in offered if n) or 'no functions'})")
         return _stream(_call_chunks(model, call_id, name, args))
 
+    async def ask_server(self, params: dict, request):
+        """``--llm-url``: pipecat's own request to the server (real I/O: ``settle`` waits for it in
+        real time while virtual time stands still); its chunks are replayed into pipecat and recorded
+        like a scripted answer's."""
+        messages = [dict(m) for m in params.get("messages") or []]
+        tools = [t.get("function", t) for t in _given(params.get("tools")) or []]
+        node, why, source = self.flow.node, self.asking, f"the LLM at {self.llm_url}"
+        self.asking = f"the LLM's follow-up in node {node}" if node else "the LLM's follow-up"
+        self.server_turns += 1
+        if self.server_turns > FOLLOW_UPS:
+            self.effects.add("error", None, source, message=f"the LLM at {self.llm_url} asked for {FOLLOW_UPS} "
+                                                            "function calls in a row without a reply; stopped")
+            return _stream([])
+
+        async def fetch():
+            return [chunk async for chunk in await request()]
+        task = asyncio.ensure_future(fetch())
+        self.pending.add(task)
+        try:
+            chunks = await task
+        except Exception as exc:  # noqa: BLE001 - the server's failure is the case's error record
+            self.effects.add("llm_request", None, why, answered=False, messages=messages, tools=tools, node=node)
+            self.effects.add("error", None, source, message=f"the LLM request failed: {exc}")
+            return _stream([])
+        finally:
+            self.pending.discard(task)
+        self.effects.add("llm_request", None, why, answered=True, messages=messages, tools=tools, node=node)
+        self.reply_source = source
+        calls: dict = {}
+        for chunk in chunks:
+            for choice in chunk.choices or []:
+                for call in (choice.delta.tool_calls if choice.delta else None) or []:
+                    slot = calls.setdefault(call.index, {"id": None, "name": "", "arguments": ""})
+                    slot["id"] = call.id or slot["id"]
+                    if call.function is not None:
+                        slot["name"] += call.function.name or ""
+                        slot["arguments"] += call.function.arguments or ""
+        for slot in (calls[k] for k in sorted(calls)):
+            try:
+                args = json.loads(slot["arguments"] or "{}")
+            except ValueError:
+                args = {}
+            self.effects.add("llm_called", None, source, function=slot["name"],
+                             args=args if isinstance(args, dict) else {}, call_id=slot["id"], node=node,
+                             offered=slot["name"] in [t.get("name") for t in tools])
+        return _stream(chunks)
+
     def function_result(self, call_id: str, name: str, result) -> None:
         """pipecat's FunctionCallResultFrame passed the speech tap: what the handler returned to the LLM."""
         for record in reversed(self.effects.records):
@@ -327,20 +379,28 @@ def _define():
             stage = bot.spec.stage("llm")
             settings = dict((stage.body.get("settings") if stage is not None else None) or {})
             instruction = settings.get("system_instruction")
-            super().__init__(api_key="lkrun-test-no-network", base_url="http://127.0.0.1:9/not-used",
+            self._lkrun_bot = bot
+            url = bot.llm_url  # lkrun test --llm-url: what no llm: step answers goes to that server
+            super().__init__(api_key=os.environ.get("OPENAI_API_KEY", "lkrun-test") if url else "lkrun-test-no-network",
+                             base_url=url or "http://127.0.0.1:9/not-used",
                              settings=OpenAILLMService.Settings(model=str(settings.get("model") or "lkrun-test"),
                                                                 system_instruction=_instruction(bot, instruction)))
-            self._lkrun_bot = bot
 
         def create_client(self, *args, **kwargs):
+            if self._lkrun_bot.llm_url:
+                return super().create_client(*args, **kwargs)  # pipecat's own client, to the user's server
             return None  # no HTTP client: get_chat_completions below never reaches a network
 
         async def get_chat_completions(self, context):
+            bot = self._lkrun_bot
             adapter = self.get_llm_adapter()
             invocation = await adapter.get_llm_invocation_params(
                 context, system_instruction=self._settings.system_instruction,
                 convert_developer_to_user=not self.supports_developer_role)
-            return self._lkrun_bot.answer(self.build_chat_completion_params(invocation))
+            params = self.build_chat_completion_params(invocation)
+            if bot.answers or not bot.llm_url:
+                return bot.answer(params)
+            return await bot.ask_server(params, lambda: OpenAILLMService.get_chat_completions(self, context))
 
     class FlowTap(FrameProcessor):
         """First in the pipeline: what the flow gives the LLM at a node is recorded as ``llm``
