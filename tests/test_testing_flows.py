@@ -295,3 +295,92 @@ def test_llm_url_sends_what_no_llm_step_answers_to_an_openai_compatible_server(t
     assert [t["function"]["name"] for t in first["tools"]] == ["record_name"]
     assert {"role": "user", "content": "Grace Hopper"} in second["messages"]
     assert [t["function"]["name"] for t in seen[2][1]["tools"]] == ["record_birthday"]
+
+
+MINI = """\
+version: 1
+name: mini
+livekit: {room: r}
+pipeline:
+  - stt: {type: whisper_stt}
+  - llm: {type: openai_llm, api_key: "${K:-x}"}
+  - tts: {type: piper_tts}
+tools:
+  - name: weather
+    description: the weather
+    do: [{log: weather asked}]
+    result: "sunny"
+on:
+  node_entered:
+    - log: "entered {{ flow.node }} from {{ flow.previous }}"
+  flow_ended:
+    - log: "flow ended in {{ flow.node }}"
+  error:
+    - log: "error: {{ error.message }}"
+flow:
+  initial_node: a
+  handlers:
+    note:
+      do: [{set: {values: {noted: "yes"}}}]
+  nodes:
+    a:
+      respond_immediately: false
+      task_messages: [{role: developer, content: wait for the caller}]
+      pre_actions:
+        - {type: function, handler: note}
+      post_actions:
+        - {type: tts_say, text: "after the first answer"}
+      on_exit: [{set: {values: {left_a: "yes"}}}]
+      functions:
+        - name: go
+          description: go on
+          do: [{set: {values: {went: "{{ args.x }}"}}}]
+          parameters: {type: object, properties: {x: {type: string}}}
+          transition_to: b
+        - name: boom
+          description: fails
+          do: [{http: {url: "http://127.0.0.1:9/x", method: GET}}]
+    b:
+      task_messages: [{role: developer, content: "say bye to {{ went }}"}]
+      post_actions: [{type: end_conversation}]
+"""
+
+MINI_TEST = """\
+bot: bot.yaml
+cases:
+  - name: everything
+    steps:
+      - join: {id: ada, name: Ada}
+      - expect: {node: a, state: {room: {noted: "yes"}}, log: "entered a from "}
+      - expect: {no: [say]}
+      - llm: {reply: "Hi there"}
+      - say: {from: ada, text: "hello"}
+      - expect: {say: "Hi there"}
+      - expect: {say: "after the first answer"}
+      - llm: {call: {function: weather}}
+      - llm: {reply: "It is sunny"}
+      - say: {from: ada, text: "weather?"}
+      - expect: {llm_called: {function: weather, result: "sunny"}, say: "It is sunny"}
+      - http: {status: 500}
+      - llm: {call: {function: boom}}
+      - llm: {reply: "Sorry"}
+      - say: {from: ada, text: "boom"}
+      - expect: {error: "answered 500", node: a}
+      - expect: {log: {contains: "error:"}}
+      - llm: {call: {function: go, args: {x: Ada}}}
+      - llm: {reply: "Bye Ada"}
+      - say: {from: ada, text: "go"}
+      - expect: {node: b, log: "entered b from a"}
+      - expect: {log: "flow ended in b", ended: true}
+      - expect: {say: "Bye Ada"}
+"""
+
+
+def test_deferred_post_actions_action_handlers_tools_errors_and_flow_events(tmp_path):
+    """respond_immediately: false (post_actions wait for the bot's first answer), a `function`
+    pre_action running an lkrun handler, the bot's tools as global functions, a failing handler
+    firing `error` (the flow stays), on_exit, node_entered and flow_ended: all in pipecat, offline."""
+    write(tmp_path, MINI, "bot.yaml")
+    path = write(tmp_path, MINI_TEST, "bot.test.yaml")
+    outcome = run_paths([str(path)])
+    assert outcome.problems == [] and outcome.passed == 1, (outcome.problems, outcome.files[0].cases[0].failure)
