@@ -333,6 +333,9 @@ class LiveBot:
             raise RuntimeError(f"the bot did not join room {self.room} within 30 s")
         self.ear = Ear(self)
         await self.ear.join()
+        deadline = self.loop.time() + 10
+        while self.spec.stage("tts") and self.ear._reader is None and self.loop.time() < deadline:
+            await asyncio.sleep(0.02)  # the bot's first words are heard from their start
 
     def _traced(self, entry) -> None:
         self.runs.append(entry)
