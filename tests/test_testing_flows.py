@@ -60,7 +60,7 @@ def test_a_wrong_node_is_a_failure_naming_both_nodes_and_the_lines(tmp_path):
     failure = only_failure(run_paths([str(path)]))
     assert failure.step == f"{path}:{line_of(path, 'deliberately wrong')}:9"
     assert failure.expected == "node welcome_back"
-    assert failure.actual == ["node birthday (entered from greet)"]
+    assert failure.actual == ["node birthday (entered from greet)", "(the flow went: greet -> birthday)"]
     assert failure.bot_line == f"{CLINIC}:{line_of(CLINIC, '    birthday:') + 1}"  # the node's first line
     # what `lkrun test` prints for it, and its exit code
     from click.testing import CliRunner

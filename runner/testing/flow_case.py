@@ -62,6 +62,14 @@ class NoTransport:
             await handler(self, *args)
 
 
+class CaseFlowRun(FlowRun):
+    """runtime.flows.FlowRun as is, noting the path of nodes for failure reports."""
+
+    async def before_node(self, node_id, node_config, current):
+        self.bot.path.append(node_id)
+        return await super().before_node(node_id, node_config, current)
+
+
 class FlowEffects(RecordingEffects):
     """Recorded effects whose ``llm`` action reaches pipecat's context (the flow's LLM)."""
 
@@ -87,6 +95,7 @@ class FlowBot(OfflineBot):
         self.asking = "the flow's first node"  # why the next LLM request happens (for failure reports)
         self.reply_source = ""
         self.own_frames: set[int] = set()
+        self.path: list[str] = []  # the nodes the flow entered this session, in order
         self.server_turns = 0  # --llm-url: the server's answers since the case last asked
         self.carried = False  # the session ended with people in the room: the next flow starts with them
 
@@ -127,7 +136,7 @@ class FlowBot(OfflineBot):
             started.set()
 
         self.transport = NoTransport()
-        self.run_flow = FlowRun(SimpleNamespace(bot=self, worker=self.worker, transport=self.transport))
+        self.run_flow = CaseFlowRun(SimpleNamespace(bot=self, worker=self.worker, transport=self.transport))
         self.run_flow.attach()
         # pipecat 1.14 warns (under an `always` filter) that its own built-in tts_say handler has the
         # old signature; a warning about pipecat itself is noise in a test report. Harmless if renamed.
@@ -170,6 +179,7 @@ class FlowBot(OfflineBot):
         first = not self.present
         if self.worker is None:  # the first session, or one after an `end` that left nobody in the room
             self.flow.reset()
+            self.path.clear()
             self.carried = False
             await self.open()
         await super().join(body)
@@ -184,6 +194,7 @@ class FlowBot(OfflineBot):
         if self.carried and self.present and self.worker is None:
             self.carried = False
             self.flow.reset()
+            self.path.clear()
             await self.open()
             self.spawn(self.transport.fire("on_first_participant_joined", self.participants()[0]))
             await self.settle()

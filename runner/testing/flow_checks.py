@@ -63,8 +63,12 @@ def explain_node(bot, name, failure) -> None:
         return
     previous = getattr(session, "previous", None)
     failure.actual = [f"node {actual}" + (f" (entered from {previous})" if previous else " (the first node)")]
+    path = getattr(bot, "path", None)
+    if path and len(path) > 1:
+        failure.actual.append("(the flow went: " + " -> ".join(path) + ")")
     if getattr(session, "ended", False):
         failure.actual.append("(the flow has ended)")
+    failure.actual += [f"(also: {r.show()})" for r in bot.effects.records if r.kind == "error" and not r.used][-3:]
     definition = (getattr(bot.spec.flow, "nodes", {}) or {}).get(actual)
     if definition is not None and definition.line:
         failure.bot_line = f"{definition.file or bot.spec.file}:{definition.line}"
