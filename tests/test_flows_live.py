@@ -103,7 +103,9 @@ async def test_clinic_intake_end_to_end(run_bot, people, room_name, records):
         text = CLINIC.replace("on:\n  node_entered:\n    - send: {data: {node: \"{{ flow.node }}\", previous: "
                               "\"{{ flow.previous }}\"}}",
                               "on:\n  node_entered:\n    - send: {data: {node: \"{{ flow.node }}\", previous: "
-                              "\"{{ flow.previous }}\", state: \"{{ state }}\"}}")
+                              "\"{{ flow.previous }}\", state: \"{{ state }}\"}}\n"
+                              "  user_said:\n    - match: \"(?i)smith\"\n      continue: true\n"
+                              "      do: [{send: {data: {heard: \"{{ text }}\"}}}]")
         bot, _ = await run_bot(text, "clinic", environ=env(room_name, llm, records))
         spec = bot.spec
         assert not llm.requests  # never in an empty room
@@ -116,7 +118,10 @@ async def test_clinic_intake_end_to_end(run_bot, people, room_name, records):
         await mic.play(silence(0.3))
         await mic.play(speech("My name is Alice Smith."))
         await mic.play(silence(1.2))
-        path = await packets(alice, 4, timeout=40)
+        got = await packets(alice, 5, timeout=40)
+        heard = [p for p in got if "heard" in p]
+        path = [p for p in got if "heard" not in p]
+        assert len(heard) == 1 and "smith" in heard[0]["heard"].lower()  # user_said works beside the flow
         # the node path, and the state each handler left behind (node_entered fires after each one)
         assert path == [
             {"node": "lookup", "previous": "greet",
