@@ -384,3 +384,12 @@ def test_deferred_post_actions_action_handlers_tools_errors_and_flow_events(tmp_
     path = write(tmp_path, MINI_TEST, "bot.test.yaml")
     outcome = run_paths([str(path)])
     assert outcome.problems == [] and outcome.passed == 1, (outcome.problems, outcome.files[0].cases[0].failure)
+
+
+def test_a_wrong_initial_flow_state_points_at_flow_state(tmp_path):
+    path = write(tmp_path, f"bot: {PIZZA}\nenv: {{OPENAI_API_KEY: x}}\ncases:\n  - name: c\n    steps:\n"
+                           "      - llm: {reply: Hi}\n      - join: {id: ada, name: Ada}\n"
+                           "      - expect: {state: {room: {extras: olives}}}  # wrong: flow: state: says none\n")
+    failure = only_failure(run_paths([str(path)]))
+    assert failure.actual == ['room state {"extras": "none"}', "(extras is the flow's initial value, from flow: state:)"]
+    assert failure.bot_line == f"{PIZZA}:{line_of(PIZZA, 'state: {extras: none}')}"

@@ -255,6 +255,7 @@ def explain(bot, key: str, value, step_where: str, what: str, since_run: int, si
             for who in (value.get("participant") or {})]
         sets = [r for r in bot.effects.records if r.kind == "set"]
         failure.bot_line = sets[-1].origin() if sets else None
+        flow_checks.explain_state(bot, value, failure)  # a flow's initial state: its line
     else:
         records = bot.effects.records
         same = [r for r in records[since_step:] + records[:since_step]  # what the last step caused first

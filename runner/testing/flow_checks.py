@@ -72,3 +72,29 @@ def explain_node(bot, name, failure) -> None:
     definition = (getattr(bot.spec.flow, "nodes", {}) or {}).get(actual)
     if definition is not None and definition.line:
         failure.bot_line = f"{definition.file or bot.spec.file}:{definition.line}"
+
+
+def explain_state(bot, value: dict, failure) -> None:
+    """A state expectation failed on a key nothing in the case `set`: when its value is the flow's
+    initial one (``flow: {state: ...}``), point at that line of the bot file instead."""
+    flow = getattr(bot.spec, "flow", None)
+    if flow is None or not flow.state:
+        return
+    from runner.testing.expect import subset
+    written = {k for r in bot.effects.records if r.kind == "set" for k in (r.fields.get("values") or {})}
+    for key, expected in (value.get("room") or {}).items():
+        if key in flow.state and key not in written and not subset(expected, bot.state.room.get(key)):
+            line = _line(bot.spec.file, ("flow", "state", key))
+            if line:
+                failure.bot_line = f"{bot.spec.file}:{line}"
+                failure.actual.append(f"({key} is the flow's initial value, from flow: state:)")
+            return
+
+
+def _line(file: str, path: tuple) -> int | None:
+    from runner.botfile.errors import ConfigError
+    from runner.botfile.yamlsafe import load_file
+    try:
+        return load_file(file).where(path)[0]
+    except (ConfigError, OSError):
+        return None
