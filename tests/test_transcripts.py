@@ -116,7 +116,23 @@ async def test_transcripts_agent_state_and_the_record_of_a_call(run_bot, people,
         assert record["summary"]["latency_ms"]["max"] >= record["turns"][0]["latency_ms"]
         assert record["audio"] and record["audio"].endswith(".wav")
         with wave.open(str(folder / record["audio"])) as audio:
-            assert audio.getnchannels() == 2 and audio.getnframes() / audio.getframerate() > 2.0
+            assert audio.getnchannels() == 2 and audio.getsampwidth() == 2
+            rate, frames = audio.getframerate(), audio.readframes(audio.getnframes())
+        import numpy as np
+        from audio_helpers import transcribe
+        stereo = np.frombuffer(frames, dtype=np.int16).reshape(-1, 2)
+        seconds = len(stereo) / rate
+        caller, bot_side = transcribe(stereo[:, 0].copy(), rate).lower(), transcribe(stereo[:, 1].copy(), rate).lower()
+        print(f"record audio: {seconds:.2f} s for a {record['summary']['duration']:.2f} s session; "
+              f"left: {caller!r}; right: {bot_side!r}")
+        assert "how are you" in caller and "you said" not in caller  # the caller alone on the left
+        assert "you said" in bot_side  # the bot on the right
+        import datetime as dt
+        alice = next(p for p in record["participants"] if p["id"] == "alice")
+        present = (dt.datetime.fromisoformat(alice["left_at"] or record["ended_at"])
+                   - dt.datetime.fromisoformat(alice["joined_at"])).total_seconds()
+        print(f"record audio: alice was in the call {present:.2f} s")
+        assert seconds > 2.0
     finally:
         await llm.stop()
 
