@@ -20,6 +20,10 @@ EXAMPLES = [p for p in sorted((ROOT / "examples").glob("*.yaml")) if not p.name.
 BOTS = [p for p in EXAMPLES + [ROOT / "bots" / "greeter.yaml"] if p.with_name(p.stem + ".test.yaml").exists()]
 NOT_OBSERVABLE = {"headers", "level", "method", "scope", "role", "mode", "timeout", "save_as", "url"}
 # url: a mutated host is refused by the checker (not a mutant that runs); headers: never recorded (secrets)
+# flow: the graph's names (nodes, functions, branch fields and cases) and schemas make another graph or
+# an invalid one, not a changed text; descriptions only guide a real LLM
+FLOW_STRUCTURE = {"name", "description", "type", "transition_to", "cases", "field", "default",
+                  "context_strategy", "initial_node", "required", "enum", "parameters"}
 
 
 def _condition(path: tuple) -> bool:
@@ -35,13 +39,13 @@ def flip(text: str) -> str:
 
 
 def targets(doc):
-    """(path, new value) for each string under on:, tools: and vars: that a test can observe."""
+    """(path, new value) for each string under on:, tools:, vars: and flow: that a test can observe."""
     found = []
 
     def walk(value, path):
         if isinstance(value, dict):
             for key, inner in value.items():
-                if key not in NOT_OBSERVABLE:
+                if key not in NOT_OBSERVABLE and not (path[0] == "flow" and key in FLOW_STRUCTURE):
                     walk(inner, path + (key,))
         elif isinstance(value, list):
             for index, inner in enumerate(value):
@@ -49,7 +53,7 @@ def targets(doc):
         elif isinstance(value, str) and value:
             found.append((path, flip(value) if _condition(path) else "MUTATED"))
 
-    for section in ("on", "tools", "vars"):
+    for section in ("on", "tools", "vars", "flow"):
         if section in (doc.data or {}):
             walk(doc.data[section], (section,))
     return [t for t in found if not (t[0][0] == "tools" and t[0][2] in ("name", "description", "parameters"))]
