@@ -151,3 +151,41 @@ def test_live_edit_replaces_the_latest_copy_of_the_nodes_messages(context, expec
 def test_escape_is_idempotent_under_pipecats_reading():
     assert escape("{{ a }} and {{b.c}}") == "\\{{ a }} and \\{{b.c}}"
     assert escape("no placeholders { here }") == "no placeholders { here }"
+
+
+WAITER = """
+version: 1
+name: waiter
+livekit: {room: r}
+scripts:
+  slow: {do: [{wait: 5}, {set: {values: {done: true}}}]}
+"""
+
+
+async def test_a_handler_run_inline_stops_when_its_caller_leaves(tmp_path):
+    """Tool and flow handler runs happen in pipecat's function-call task (no task of their own, which
+    cost two event-loop hops per call); the person's leaving still stops them, and only them."""
+    import asyncio
+    from runner.runtime.bot import BotRuntime
+    from runner.runtime.tools import run_owned
+    spec = spec_of(tmp_path, WAITER)
+    bot = BotRuntime(spec, server=None)
+    actions = spec.scripts["slow"].actions
+
+    async def call():  # what a pipecat function call task does with the handler
+        run = Run(spec, bot.state, bot.effects, "tool:slow", {}, "alice", [], None)
+        entry = await run_owned(bot, run, actions, "alice")
+        return "the caller left" if entry is None else "finished"
+    left = asyncio.ensure_future(call())
+    await asyncio.sleep(0.05)
+    assert left in bot.dispatcher.owned["alice"]
+    bot.dispatcher.cancel_runs_of("alice")
+    assert await left == "the caller left" and not left.cancelled()
+    assert "done" not in bot.state.room and left not in bot.dispatcher.owned.get("alice", set())
+    # a cancellation that is not the caller leaving (an interruption, the pipeline stopping) goes through
+    other = asyncio.ensure_future(call())
+    await asyncio.sleep(0.05)
+    other.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await other
+    assert not bot.dispatcher.owned.get("alice")

@@ -34,6 +34,7 @@ def is_leave(event: str) -> bool:
     return _def(event).leave
 
 
+LEFT = "the caller left"  # the cancel message of a person's runs when they leave
 DROP_SUMMARY_EVERY = 10.0  # seconds between "dropped N runs" log lines (never one line per drop)
 
 
@@ -203,7 +204,7 @@ class Dispatcher:
             if lane.task is not None:
                 lane.task.cancel()
         for task in self.owned.pop(participant, ()):
-            task.cancel()
+            task.cancel(LEFT)
 
     def own(self, participant: str | None, task: asyncio.Task) -> asyncio.Task:
         """Register a task (a parallel run, a tool run) as belonging to a person."""
@@ -212,6 +213,10 @@ class Dispatcher:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         return task
+
+    def disown(self, participant: str | None, task: asyncio.Task) -> None:
+        """A task that ran a person's actions inline goes on without them (runtime.tools.run_owned)."""
+        self.owned.get(participant, set()).discard(task)
 
     def _schedule(self, mode, key, event, participant, nodes, variables, note=None):
         coro_factory = lambda: self._run(event, participant, nodes, variables, note)  # noqa: E731

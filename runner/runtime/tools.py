@@ -13,15 +13,23 @@ def speaker_variables(bot) -> tuple[str | None, dict]:
 
 
 async def run_owned(bot, run, actions, speaker):
-    """Run actions as the speaker's: if they leave, the run stops (None is returned)."""
-    task = bot.dispatcher.own(speaker, asyncio.ensure_future(run.execute(actions)))
+    """Run actions as the speaker's, in the calling task (pipecat's function call): if they leave,
+    the run stops and None is returned. Inline, not in a task of its own: two event-loop hops per
+    call were most of a flow transition's cost on a busy loop."""
+    from runner.runtime.scheduler import LEFT
+    if speaker is None:
+        return await run.execute(actions)
+    task = asyncio.current_task()
+    bot.dispatcher.own(speaker, task)
     try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if not task.cancelled():
-            task.cancel()
-            raise
+        return await run.execute(actions)
+    except asyncio.CancelledError as exc:
+        if not exc.args or exc.args[0] != LEFT:
+            raise  # pipecat's own cancellation (an interruption, a timeout, the pipeline stopping)
+        task.uncancel()
         return None
+    finally:
+        bot.dispatcher.disown(speaker, task)
 
 
 async def run_tool(bot, name: str, args: dict):
