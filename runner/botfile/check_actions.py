@@ -306,8 +306,8 @@ def _one_expression(text: str) -> bool:
         return False
     try:
         body = _PARSER.parse(stripped).body
-    except (jinja2.TemplateError, RecursionError, MemoryError):
-        return True  # a syntax error or too deep: already reported by the template check
+    except (jinja2.TemplateError, RecursionError, MemoryError, ValueError):
+        return True  # a syntax error, too deep, a 5,000-digit number: already reported by the template check
     return (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
             and not isinstance(body[0].nodes[0], nodes.TemplateData))
 

@@ -5,6 +5,15 @@ from __future__ import annotations
 import re
 
 
+def _nodes(config) -> dict:
+    nodes = config.get("nodes") if isinstance(config, dict) else None
+    return {k: v for k, v in nodes.items() if isinstance(v, dict)} if isinstance(nodes, dict) else {}
+
+
+def _list(value) -> list:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def edges(config: dict) -> list[tuple[str, str, str]]:
     """(from node, function name, to node) for every transition; global functions at every node."""
     def targets(function: dict) -> list[tuple[str, str]]:
@@ -19,12 +28,10 @@ def edges(config: dict) -> list[tuple[str, str, str]]:
             return found
         return []
 
-    nodes = config.get("nodes") if isinstance(config.get("nodes"), dict) else {}
-    shared = [f for f in config.get("global_functions") or [] if isinstance(f, dict)]
+    shared = _list(config.get("global_functions"))
     found = []
-    for name, node in nodes.items():
-        functions = [f for f in (node.get("functions") or [] if isinstance(node, dict) else []) if isinstance(f, dict)]
-        for function in functions + shared:
+    for name, node in _nodes(config).items():
+        for function in _list(node.get("functions")) + shared:
             for case, target in targets(function):
                 label = f"{function.get('name', '?')}" + (f" = {case}" if case else "")
                 found.append((name, label, target))
@@ -32,10 +39,8 @@ def edges(config: dict) -> list[tuple[str, str, str]]:
 
 
 def ends(config: dict) -> set[str]:
-    nodes = config.get("nodes") if isinstance(config.get("nodes"), dict) else {}
-    return {name for name, node in nodes.items() if isinstance(node, dict) and any(
-        isinstance(a, dict) and a.get("type") == "end_conversation"
-        for a in (node.get("pre_actions") or []) + (node.get("post_actions") or []))}
+    return {name for name, node in _nodes(config).items() if any(
+        a.get("type") == "end_conversation" for a in _list(node.get("pre_actions")) + _list(node.get("post_actions")))}
 
 
 def reachable(config: dict) -> set[str]:
@@ -57,7 +62,7 @@ def dead_ends(config: dict) -> list[str]:
     """Nodes the conversation can neither leave nor end in."""
     leaving = {source for source, _, target in edges(config) if target != source}
     finished = ends(config)
-    return [name for name in (config.get("nodes") or {}) if name not in leaving and name not in finished]
+    return [name for name in _nodes(config) if name not in leaving and name not in finished]
 
 
 def _id(name: str) -> str:
@@ -74,7 +79,7 @@ def mermaid(config, current: str | None = None) -> str:
     ``config`` is a FlowSpec or its pipecat-shaped ``config`` dict."""
     config = getattr(config, "config", config)
     lines = ["flowchart TD", "  start((start))"]
-    nodes = config.get("nodes") or {}
+    nodes = _nodes(config)
     finished = ends(config)
     for name in nodes:
         shape = f'(["{_label(name)}"])' if name in finished else f'["{_label(name)}"]'

@@ -16,7 +16,7 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import TemplateAssertionError
 
 from runner.botfile.errors import did_you_mean
-from runner.botfile.template_limits import deep_brackets, deep_nodes, number_message, too_deep
+from runner.botfile.template_limits import deep_brackets, deep_nodes, number_message, too_deep, too_many_tags
 from runner.botfile.templates import _Environment
 
 _checker = _Environment(65536)
@@ -124,6 +124,10 @@ class _Facts:
         self.names: list = []  # (lineno, name) of every loaded name
         self.chains: list = []  # (lineno, root, path) of every constant attribute path
         self.undeclared, self.stored = frozenset(), frozenset()
+        crowded = too_many_tags(text)
+        if crowded:
+            self.failed = (0, 0, crowded)
+            return
         ast, self.failed = _parse(text)
         if self.failed:
             self.volatile = self.failed[2] == too_deep() and deep_brackets(_checker, text) is None

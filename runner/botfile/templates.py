@@ -22,7 +22,7 @@ from runner.botfile.template_limits import (MAX_NESTING,
                                                    deep_brackets,
                                                    deep_nodes,
                                                    number_message,
-                                                   too_deep)  # noqa: F401
+                                                   too_deep, too_many_tags)  # noqa: F401
 
 LEAF = object()  # a variable whose inner attributes are not checked (strings, numbers, free-form data)
 ANY = LEAF
@@ -288,6 +288,9 @@ def _compile(max_output: int, text: str) -> Template:
             _COMPILED.move_to_end(key)
             return found
     compiler = _COMPILERS.get(max_output) or _COMPILERS.setdefault(max_output, _Compiler(max_output))
+    crowded = too_many_tags(text)
+    if crowded:
+        raise TemplateError(crowded)
     try:
         found = Template(compiler, text)
     except JinjaError as exc:
