@@ -67,8 +67,8 @@ async def step(llm: TurnTakingLLM, timeout: float = 10.0) -> None:
 
 
 async def run(ctx, report):
-    count = 20 if ctx.quick else 200
-    warm = 3 if ctx.quick else 20
+    count = 12 if ctx.quick else 200
+    warm = 2 if ctx.quick else 20
     llms = {system: await TurnTakingLLM().start() for system in SYSTEMS}
     rooms = {system: ctx.room(f"flow{i}") for i, system in enumerate(SYSTEMS)}
     peers = {system: Peer(ctx.server, rooms[system]) for system in SYSTEMS}
