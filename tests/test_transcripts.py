@@ -84,8 +84,15 @@ async def test_transcripts_agent_state_and_the_record_of_a_call(run_bot, people,
                 break
             await asyncio.sleep(0.1)
         bot_track = next(p.sid for p in scribe.track_publications.values())
+        from audio_helpers import Speaker
+        import numpy as np
+        ears = Speaker(alice.room, "scribe")  # alice measures the turn herself
+        phrase = speech("Hello there, how are you?")
+        voiced = phrase[:np.nonzero(np.abs(phrase) > 500)[0][-1] + 1]  # up to her last voiced sample
+        loop = asyncio.get_running_loop()
         await mic.play(silence(0.5))
-        await mic.play(speech("Hello there, how are you?"))
+        await mic.play(voiced)
+        spoke_until = loop.time() + mic.source.queued_duration  # when that sample leaves her microphone
         await mic.play(silence(1.5))
 
         said = await listener.final(alice_track, "how are you")
@@ -113,6 +120,11 @@ async def test_transcripts_agent_state_and_the_record_of_a_call(run_bot, people,
         roles = [(line["role"], line["speaker"]) for line in record["transcript"]]
         assert ("user", "alice") in roles and ("bot", "scribe") in roles
         assert record["turns"] and record["turns"][0]["latency_ms"] > 0
+        heard = await ears.first_sound(spoke_until, 5)
+        measured = (heard - spoke_until) * 1000
+        recorded = [t["latency_ms"] for t in record["turns"]]
+        print(f"turn latency: the record's turns {recorded} ms; alice measured {measured:.0f} ms from the end of "
+              f"her sentence (the VAD may have split it: then her number is the last turn's)")
         assert record["summary"]["latency_ms"]["max"] >= record["turns"][0]["latency_ms"]
         assert record["audio"] and record["audio"].endswith(".wav")
         with wave.open(str(folder / record["audio"])) as audio:

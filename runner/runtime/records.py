@@ -79,6 +79,7 @@ class SessionRecord:
         self.runs: deque = deque(maxlen=MAX_RUNS)
         self.run_count = 0
         self.turns: list[dict] = []
+        self._speech_end: float | None = None  # where the VAD heard the current turn's voice end
         self._rooms: list = []
         self.audio_file: Path | None = None  # the WAV being written (a temp name until the end)
         self._wav = None
@@ -132,9 +133,20 @@ class SessionRecord:
             line["interrupted"] = True
         self.transcript.append(line)
 
+    def speech_ended(self, at: float) -> None:
+        self._speech_end = at
+
     def user_turn(self, started: bool, identity: str | None) -> None:
-        if not started:
-            self.turns.append({"participant": identity, "ended_at": time.time(), "bot_started_at": None})
+        """A turn's latency runs from the end of the person's voice (the VAD's stop, less its
+        stop_secs, as pipecat's UserBotLatencyObserver measures) to the bot's first audio; without
+        a VAD stop (no VAD stage) from the turn's end."""
+        now = time.time()
+        if started:
+            self._speech_end = None
+            return
+        end = self._speech_end if self._speech_end is not None and 0 <= now - self._speech_end < 10 else now
+        self._speech_end = None
+        self.turns.append({"participant": identity, "ended_at": end, "bot_started_at": None})
 
     def bot_started(self) -> None:
         if self.turns and self.turns[-1]["bot_started_at"] is None:

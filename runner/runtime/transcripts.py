@@ -98,6 +98,10 @@ class Conversation:
         elif "llm" in self.bot.services:
             self._set_state("thinking")
 
+    def user_stopped_speaking(self, at: float) -> None:
+        if self.record is not None:
+            self.record.speech_ended(at)
+
     def llm_started(self) -> None:
         if not self._bot_speaking:
             self._set_state("thinking")

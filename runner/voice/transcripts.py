@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from pipecat.frames.frames import (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, InterimTranscriptionFrame,
-                                   InterruptionFrame, LLMFullResponseStartFrame, TranscriptionFrame, TTSTextFrame)
+                                   InterruptionFrame, LLMFullResponseStartFrame, TranscriptionFrame, TTSTextFrame,
+                                   VADUserStoppedSpeakingFrame)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 
@@ -24,6 +25,9 @@ class ConversationSink(Protocol):
 
     def user_turn(self, started: bool, identity: str | None) -> None:
         """A user turn began (``started``) or ended."""
+
+    def user_stopped_speaking(self, at: float) -> None:
+        """The VAD heard the voice end; ``at`` is when it did (wall clock, its stop_secs taken off)."""
 
     def llm_started(self) -> None:
         """The LLM began an answer."""
@@ -66,10 +70,12 @@ class _Tap(FrameProcessor):
 
 
 class UserTranscriptTap(_Tap):
-    """After the STT: each person's interim and final transcripts."""
+    """After the STT: each person's interim and final transcripts, and where their speech ended."""
 
     def observe(self, sink, frame) -> None:
-        if isinstance(frame, TranscriptionFrame) and (frame.text or "").strip():
+        if isinstance(frame, VADUserStoppedSpeakingFrame):  # as pipecat's UserBotLatencyObserver reads it
+            sink.user_stopped_speaking(frame.timestamp - frame.stop_secs)
+        elif isinstance(frame, TranscriptionFrame) and (frame.text or "").strip():
             sink.user_text(getattr(frame, "user_id", None) or None, frame.text, True)
         elif isinstance(frame, InterimTranscriptionFrame) and (frame.text or "").strip():
             sink.user_text(getattr(frame, "user_id", None) or None, frame.text, False)
