@@ -173,29 +173,42 @@ def test_live_a_data_bot_passes_and_a_wrong_expectation_fails(tmp_path, live_ser
     assert len(ET.parse(junit).getroot().findall(".//testcase")) == 2
 
 
+def voice_run(*args: str, attempts: int = 2):
+    """A live voice run, once more if it fails: speech in and out of a real room on a shared 2-core CI
+    machine can miss a turn when the machine is overloaded (the first failure is printed); a bot that
+    is really broken fails both times."""
+    for attempt in range(attempts):
+        result = CliRunner().invoke(main, list(args))
+        if result.exit_code == 0 or attempt == attempts - 1:
+            return result
+        print(f"live voice run failed once, trying again:\n{result.output}")
+
+
 @pytest.mark.livekit
 @pytest.mark.slow
 def test_live_the_greeter_greets_out_loud_and_hears_bye(live_server):
     """The greeter's own cases, spoken and heard: its greeting is heard (Whisper) and arrives as data;
     "okay, bye now" spoken with Piper makes it say Goodbye."""
-    result = CliRunner().invoke(main, ["test", "--live", "--url", live_server, str(ROOT / "bots" / "greeter.test.yaml"),
-                                       "--case", "greets by name", "--case", "says goodbye when you say bye"])
-    assert result.output.splitlines()[-2:] == ["  PASS says goodbye when you say bye", "2 passed, 0 failed"], \
-        result.output
+    result = voice_run("test", "--live", "--url", live_server, str(ROOT / "bots" / "greeter.test.yaml"),
+                       "--case", "greets by name", "--case", "says goodbye when you say bye")
+    lines = result.output.splitlines()
+    assert {"  PASS greets by name, out loud and as a data message", "  PASS says goodbye when you say bye",
+            "2 passed, 0 failed"} <= set(lines), result.output
     assert result.exit_code == 0
 
 
 @pytest.mark.livekit
 @pytest.mark.slow
 def test_live_the_phone_menu_saying_sales_is_the_same_branch_as_pressing_1(live_server):
-    """examples/phone_menu.yaml in a real room: a caller who SAYS "Sales, please." (Piper, into a real
+    """examples/phone_menu.yaml in a real room: a caller who SAYS "I would like to talk to sales" (Piper, into a real
     microphone; the bot's Whisper hears it) and a caller who presses 1 (a real DTMF packet) both get the
     sales branch: the transfer to tel:+15550100 (which the server then refuses: it has no SIP service)."""
-    result = CliRunner().invoke(main, ["test", "--live", "--url", live_server,
-                                       str(ROOT / "examples" / "phone_menu.test.yaml"), "--case", "while the menu plays"])
-    assert result.output.splitlines()[-3:] == [
-        "  PASS saying sales while the menu plays is the same as pressing 1",
-        "  PASS pressing 1 while the menu plays connects to sales", "2 passed, 0 failed"], result.output
+    result = voice_run("test", "--live", "--url", live_server, str(ROOT / "examples" / "phone_menu.test.yaml"),
+                       "--case", "while the menu plays")
+    assert {"  PASS saying sales while the menu plays is the same as pressing 1",
+            "  PASS pressing 1 while the menu plays connects to sales", "2 passed, 0 failed"} <= \
+        set(result.output.splitlines()), result.output
+    assert result.exit_code == 0
 
 
 def test_live_speech_is_matched_word_by_word_in_its_spoken_form():

@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
 import re
+import sys
 import uuid
 from collections import deque
 from dataclasses import replace
@@ -223,6 +225,9 @@ class Ear:
 
         def done(f):
             self.busy.discard(f)
+            if os.environ.get("LKRUN_TEST_LOG"):
+                print(f"[live] heard {len(pcm) / EAR_RATE:.1f} s: "
+                      f"{f.exception() if not f.cancelled() and f.exception() else f.result()!r}", file=sys.stderr)
             if not f.cancelled() and f.exception() is None and f.result():
                 record = self.live.effects.add("say", None, "the bot's speech in the room (Whisper)",
                                                text=f.result(), heard=True)
@@ -478,6 +483,10 @@ class LiveBot:
         return done()
 
     async def close(self) -> None:
+        if os.environ.get("LKRUN_TEST_LOG") and self.ear is not None:
+            loud = sum(1 for c in self.ear.chunks if c[2])
+            print(f"[live] heard {len(self.ear.chunks)} chunks of the bot's audio, {loud} loud, "
+                  f"reader {'on' if self.ear._reader else 'off'}", file=sys.stderr)
         for person in self.joined:
             try:
                 await asyncio.wait_for(person.leave(), 5)
