@@ -245,6 +245,30 @@ async def test_a_file_that_is_not_running_opens_by_its_name_and_nothing_else_doe
     assert (bot_dir / "secret.yaml").read_text() == "api_secret: do-not-show\n"
 
 
+async def test_try_an_event_shows_what_lkrun_simulate_shows_and_touches_nothing(served, bot_dir, capsys):
+    from runner.cli.simulate import simulate_cli
+    host, pg = await served()
+    edited = BOT.replace("Welcome", "Hi from the editor")  # unsaved: the page sends its own text
+    status, answer = await call(pg, "/api/try", {"bot": "greeter", "event": "data_received", "text": edited,
+                                                 "participant": "ada", "data": "ping"})
+    assert status == 200 and answer["errors"] == 0
+    capsys.readouterr()
+    (bot_dir / "edited.yaml").write_text(edited)
+    assert await asyncio.to_thread(simulate_cli, str(bot_dir / "edited.yaml"), "data_received", participant="ada",
+                                   name=None, data="ping", text=None, allow_missing_env=False) == 0
+    assert answer["lines"] == capsys.readouterr().out.splitlines() == ['send to everyone: {"text": "Hi from the editor"}']
+    assert (bot_dir / KEY).read_text() == BOT  # nothing saved
+    assert host.bots[KEY].spec.vars["greeting"] == "Welcome"  # the running bot is untouched
+    status, answer = await call(pg, "/api/try", {"bot": "greeter", "event": "data_received", "text": MISTAKE})
+    assert status == 200 and answer["errors"] == 1 and "unknown action 'sya'" in answer["lines"][0]
+    status, _ = await call(pg, "/api/try", {"bot": "greeter", "event": "no_such_event"})
+    assert status == 400
+    status, _ = await call(pg, "/api/try", {"bot": "greeter", "event": "data_received"}, csrf=False)
+    assert status == 403
+    status, _ = await call(pg, "/api/try", {"bot": "../../etc/passwd", "event": "data_received"})
+    assert status == 404
+
+
 async def test_check_says_what_lkrun_validate_says(served, capsys, tmp_path):
     _, pg = await served()
     status, answer = await call(pg, "/api/check", {"bot": "greeter", "text": MISTAKE})
@@ -478,6 +502,13 @@ async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromiu
         assert host.notices[-1][:2] == (KEY, "reload")
         assert not await browser.call("eval", expr="window.playground.editor.dirty")
         await browser.call("screenshot", path=str(shots / "playground-editor-saved.png"), fullPage=True)
+
+        # try an event: the editor's text, as lkrun simulate shows it
+        await browser.call("click", selector="#try-panel summary")
+        await browser.call("fill", selector="#try-event", text="data_received")
+        await browser.call("fill", selector="#try-text", text="ping")
+        await browser.call("click", selector="#try-run")
+        await browser.wait("#try-output", text='send to alice: {"text": "pong"}')
 
         # hovering an action explains it (its doc line from the schema)
         where = await browser.call("eval", expr="""(() => { const v = window.playground.editor.view;

@@ -14,6 +14,8 @@ Endpoints:
   POST /api/save   {bot, text, digest}         {digest, changed} | 409 {conflict, mine, theirs, digest}
   POST /api/keep   {bot, text}                 {kept}: a copy named NAME.yaml.mine-TIME.txt beside it
   POST /api/draft  {bot, text, base}           {saved}; text null forgets the draft
+  POST /api/try    {bot, event, text?, participant?, name?, text_input?, data?, digit?}
+                                               {event, lines, errors}: ``lkrun simulate`` of the editor's text
 
 Every POST carries the playground's per-start token (``X-Lkrun-Csrf``, checked by its guard);
 with ``lkrun --no-edit`` save, keep and draft answer 403.
@@ -68,6 +70,7 @@ class Editor:
         app.router.add_post("/api/save", self.save)
         app.router.add_post("/api/keep", self.keep)
         app.router.add_post("/api/draft", self.draft)
+        app.router.add_post("/api/try", self.try_event)
 
     # -- which file ------------------------------------------------------------------------------
     def _bot(self, bot_id) -> tuple[str, Path]:
@@ -207,6 +210,51 @@ class Editor:
         record = {"file": str(path), "text": text, "base": base, "saved": time.time()}
         await asyncio.to_thread(_write_private, target, json.dumps(record).encode())
         return _json({"saved": record["saved"]})
+
+
+    async def try_event(self, request: web.Request) -> web.Response:
+        """Try an event: the editor's text (or the file) checked, then one event's actions rendered as
+        ``lkrun simulate`` shows them, with simulate's effects: nothing reaches the room or the
+        network, a fresh session state. Reads only; allowed with --no-edit."""
+        from runner.botfile.events import EVENTS
+        from runner.runtime.simulate import SimulateInputError
+        body = await _body(request)
+        key, path = self._bot(body.get("bot"))
+        text = body.get("text")
+        if not isinstance(text, str):
+            text = _current(path, key)[0]
+        elif len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+            raise _http(413, f"the text is larger than {MAX_BYTES // 1024} KiB")
+        event = body.get("event")
+        if not isinstance(event, str) or event not in EVENTS:
+            raise _http(400, f"unknown event {event!r}")
+        inputs = {name: body.get(name) if isinstance(body.get(name), str) and body.get(name) != "" else None
+                  for name in ("participant", "name", "text_input", "data", "digit")}
+        try:
+            lines, errors = await asyncio.wait_for(self._try(key, text, event, inputs), CHECK_BUDGET)
+        except asyncio.TimeoutError:
+            lines, errors = [f"the event took longer than {CHECK_BUDGET:g} s to simulate"], 1
+        except SimulateInputError as exc:
+            raise _http(400, str(exc)) from None
+        return _json(masked({"event": event, "lines": lines, "errors": errors}, self._secrets()))
+
+    async def _try(self, key: str, text: str, event: str, inputs: dict) -> tuple[list[str], int]:
+        from runner.botfile.check import check_document
+        from runner.botfile.yamlsafe import load_text
+        from runner.runtime.simulate import PrintEffects, simulate
+        try:
+            spec = await asyncio.to_thread(lambda: check_document(load_text(text, key)))
+        except ConfigError as exc:
+            return [p.render() for p in exc.problems], len(exc.problems)
+
+        class Quiet(PrintEffects):
+            def _emit(self, line, err=False):  # collected for the page, never printed
+                pass
+
+        effects = await simulate(spec, event, participant=inputs["participant"] or "alice", name=inputs["name"],
+                                 data=inputs["data"], text=inputs["text_input"], digit=inputs["digit"],
+                                 effects=Quiet(spec.secrets))
+        return effects.lines, effects.errors
 
 
 # -- files -----------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import { Room, RoomEvent, Track } from 'livekit-client';
 import { createEditor } from './editor.js';
 import { createTranscript } from './transcript.js';
 import { createGraph } from './graph.js';
+import { createTry } from './try.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -349,6 +350,7 @@ function follow() {
 // ---- start -----------------------------------------------------------------------------------
 const editor = createEditor(state);
 const graph = createGraph(state);
+createTry(state);
 const transcript = createTranscript(state, { list: ui.transcript, agentBadge: ui.agentState, agentName: ui.agentName });
 ui.bot.addEventListener('change', () => {
   const picked = state.bots.find((b) => b.id === ui.bot.value);
