@@ -106,7 +106,7 @@ async def test_clinic_intake_end_to_end(run_bot, people, room_name, records):
                               "\"{{ flow.previous }}\", state: \"{{ state }}\"}}\n"
                               "  user_said:\n    - match: \"(?i)smith\"\n      continue: true\n"
                               "      do: [{send: {data: {heard: \"{{ text }}\"}}}]")
-        bot, _ = await run_bot(text, "clinic", environ=env(room_name, llm, records))
+        bot, task = await run_bot(text, "clinic", once=True, environ=env(room_name, llm, records))
         spec = bot.spec
         assert not llm.requests  # never in an empty room
         alice = await people(room_name, "alice", mic=False)
@@ -132,12 +132,8 @@ async def test_clinic_intake_end_to_end(run_bot, people, room_name, records):
              "state": {"secret": "hunter2", "name": "Alice Smith", "patient_id": "P-17", "reason": "fever"}},
             {"flow_ended": "goodbye"},
         ], path
-        # end_conversation ended the session: the bot left; it comes back for the next session, in
-        # which the flow starts over (alice is still there) with fresh state
-        await alice.wait_left("clinic", timeout=15)
-        assert await alice.next_data(20, sender="clinic") == {"node": "greet", "previous": None,
-                                                              "state": {"secret": "hunter2"}}
-        assert bot.flow.node == "greet" and bot.state.room == {"secret": "hunter2"}
+        # end_conversation ended the session: the bot left (with --once, lkrun is done)
+        assert await asyncio.wait_for(task, 15) == "ended"
         # the http calls, with rendered bodies (on_enter's lookup, request_callback's)
         assert records.calls == [("lookup", {"name": "Alice Smith"}),
                                  ("callback", {"patient": "P-17", "reason": "fever"})]
@@ -179,7 +175,7 @@ async def test_caller_text_with_braces_reaches_the_llm_verbatim(run_bot, people,
     llm = await scripted(tool_triggers={"name is": ("record_name", lambda said: {
         "name": said.split("name is ", 1)[1]})}).start()
     try:
-        await run_bot(chat_only(CLINIC), "clinic", environ=env(room_name, llm, records))
+        bot, _ = await run_bot(chat_only(CLINIC), "clinic", environ=env(room_name, llm, records))
         alice = await people(room_name, "alice")
         assert await alice.next_data(15, sender="clinic") == {"node": "greet", "previous": None}
         await send_chat(alice, "my name is {{ secret }}")
@@ -191,6 +187,14 @@ async def test_caller_text_with_braces_reaches_the_llm_verbatim(run_bot, people,
         assert records.calls[0] == ("lookup", {"name": "{{ secret }}"})
         await wait_for(lambda: len(records.calls) == 2, 15, what="the callback")
         assert "hunter2" not in str(llm.requests) and "hunter2" not in str(records.calls)
+        # the flow ran on to its end node: the session ended, and the next one (alice is still
+        # there) starts the flow over with fresh state
+        await alice.wait_left("clinic", timeout=15)
+        assert await packets(alice, 4, timeout=20) == [{"node": "triage", "previous": "lookup"},
+                                                       {"node": "goodbye", "previous": "triage"},
+                                                       {"flow_ended": "goodbye"},
+                                                       {"node": "greet", "previous": None}]
+        assert bot.flow.node == "greet" and bot.state.room == {"secret": "hunter2"}
     finally:
         await llm.stop()
 
