@@ -509,6 +509,7 @@ async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromiu
         await browser.call("fill", selector="#try-text", text="ping")
         await browser.call("click", selector="#try-run")
         await browser.wait("#try-output", text='send to alice: {"text": "pong"}')
+        await browser.call("screenshot", path=str(shots / "playground-editor-try.png"), fullPage=True)
 
         # hovering an action explains it (its doc line from the schema)
         where = await browser.call("eval", expr="""(() => { const v = window.playground.editor.view;
