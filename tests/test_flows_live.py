@@ -338,3 +338,26 @@ def test_pipecats_own_docstring_flow_names_nodes_it_does_not_define():
     assert (FLOWS / "pipecat_docstring_flow.yaml").read_text().endswith(example)
     with pytest.raises(ValueError, match="unknown node 'sushi'"):
         FlowConfig.from_yaml(example)
+
+
+async def test_a_handler_whose_caller_leaves_stops_and_the_llm_hears_why(run_bot, people, room_name):
+    """The run belongs to the person who spoke: when they leave, it stops inside pipecat's function call,
+    which goes on to answer the LLM "the caller left" (lkrun's rule for tools, kept for flows)."""
+    from bench.fake_openai import FakeOpenAI
+    llm = await FakeOpenAI(tool_triggers={"warehouse": ("ask_the_warehouse", {})}).start()
+    try:
+        bot, _ = await run_bot(SHOP, "shop", environ={"ROOM": room_name, "LLM_URL": llm.base_url})
+        alice = await people(room_name, "alice")
+        assert await alice.next_data(15, sender="shop") == {"node": "order"}
+        bot.last_speaker = "alice"  # as if she had said it (SpeakerTap sets it from her transcript; no STT here)
+        await send_chat(alice, "please ask the warehouse")
+        await wait_for(lambda: bot.dispatcher.owned.get("alice"), 10, what="the handler running for alice")
+        left = asyncio.get_running_loop().time()
+        await alice.leave()
+        answered = await wait_for(lambda: next((b for b in llm.requests if b["messages"][-1].get("role") == "tool"),
+                                               None), 10, what="the LLM hearing why")
+        assert "the caller left" in answered["messages"][-1]["content"]
+        await asyncio.sleep(max(0.0, left + 2.5 - asyncio.get_running_loop().time()))  # past the wait: 2
+        assert "warehouse" not in bot.state.room and not bot.dispatcher.owned.get("alice")
+    finally:
+        await llm.stop()
