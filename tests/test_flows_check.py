@@ -149,7 +149,7 @@ flow:
     bye:
       task_messages: [{role: developer, content: "Say goodbye to {{ name }}."}]
       pre_actions: [{type: tts_say, text: "Bye {{ name }}"}]
-      post_actions: [{type: end_conversation}]
+      post_actions: [{type: end_conversation, text: "Goodbye, {{ name }}."}]
 """)
     flow = check_file(bot).flow
     FlowConfig.model_validate(flow.config)  # pipecat's models forbid extra keys: none of lkrun's are left
@@ -162,6 +162,7 @@ flow:
                "name": "Ada"}
     assert flow.nodes["greet"].role_message.render(context) == "You work at Sunny (Sunny), visit 2."
     assert flow.nodes["bye"].tts_say[("pre_actions", 0)].render(context) == "Bye Ada"
+    assert flow.nodes["bye"].tts_say[("post_actions", 0)].render(context) == "Goodbye, Ada."
     assert flow.handlers["record_name"].result == {"status": "ok"}
 
 

@@ -107,6 +107,10 @@ class _Flow:
         self.bodies[name] = (written, "{}:{}".format(*owner.doc.where(path)))
         if "python" in body and "do" in body:
             owner.report(path + ("python",), f"handler '{name}' has both do: and python:", "keep one of them")
+        elif "python" in body and "parameters" not in body:
+            owner.report(path + ("python",), f"handler '{name}': the LLM sees the arguments pipecat reads from the "
+                                             f"Python function's signature", "give parameters: to show it an exact "
+                                             "schema instead", severity="warning")
         parameters = body.get("parameters") or {"type": "object", "properties": {}}
         if isinstance(parameters, dict):
             from runner.botfile.tools import _check_parameters
@@ -254,8 +258,8 @@ class _Flow:
                 self.there.report(path, "a tts_say action needs text:", "for example: {type: tts_say, text: One moment}")
                 return None
             return self._prompt(item["text"], path + ("text",))
-        if kind == "end_conversation":
-            return None
+        if kind == "end_conversation":  # its optional text is said before the session ends
+            return self._prompt(item["text"], path + ("text",)) if isinstance(item.get("text"), str) else None
         if kind == "function" or handler is not None:
             if not isinstance(handler, str):
                 self.there.report(path, f"a '{kind}' action needs handler: NAME (defined under flow.handlers)")
