@@ -640,7 +640,7 @@ async def test_a_file_broken_at_start_is_listed_fixed_in_the_page_and_then_runs(
         await browser.until("window.playground.editor.problems.length === 0 && "
                             "document.getElementById('editor-problems').hidden")
         await browser.call("press", selector="#editor .cm-content", key="Control+s")
-        await browser.wait("#editor-status.ok", text="started helper.yaml", timeout=30)
+        await browser.wait("#editor-status.ok", text="started helper.yaml", timeout=60)
         await wait_for(lambda: "bots/helper.yaml" in supervisor.bots, 10)
         await browser.until("[...document.querySelectorAll('#bot option[data-running=true]')]"
                             ".some(o => o.value === 'helper')")
@@ -657,7 +657,7 @@ async def test_a_file_broken_at_start_is_listed_fixed_in_the_page_and_then_runs(
                                         "v.state.doc.toString(); const i = t.indexOf('helper here'); "
                                         "v.dispatch({changes: {from: i, to: i + 11, insert: 'helper, edited'}}); })()")
         await browser.call("press", selector="#editor .cm-content", key="Control+s")
-        await browser.wait("#editor-status.ok", text="reloaded helper.yaml: on changed, applied live", timeout=30)
+        await browser.wait("#editor-status.ok", text="reloaded helper.yaml: on changed, applied live", timeout=60)
         ada = await people(f"help-{suffix}", "ada")
         assert await ada.next_data(20, sender="helper") == {"text": "helper, edited"}
         assert await browser.call("eval", expr="window.playground.connected")

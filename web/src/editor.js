@@ -270,6 +270,7 @@ export function createEditor(state) {
     const contents = text();
     ui.save.disabled = true;
     setStatus('saving…');
+    const started = Date.now();
     let answer;
     try {
       answer = await call('/api/save', { bot: botId(), text: contents, digest });
@@ -289,7 +290,7 @@ export function createEditor(state) {
     changed();
     if (!answer.changed) setStatus('saved (nothing changed)', 'ok');
     else if (!ed.reload) setStatus('saved; lkrun runs without reload: restart it to run this version', 'ok');
-    else {
+    else if (!(ed.noticeAt >= started)) { // the reload notice can beat this answer on a busy machine
       ed.waitingReload = true;
       setStatus('saved; waiting for lkrun to reload the bot…');
     }
@@ -373,6 +374,7 @@ export function createEditor(state) {
       else if (item.kind === 'error') setStatus(`still running the previous version: ${item.message}`, 'error');
       else return;
       ed.waitingReload = false;
+      ed.noticeAt = Date.now();
     },
   };
 }
