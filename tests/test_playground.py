@@ -609,8 +609,13 @@ async def test_the_page_shows_livekits_transcripts_and_agent_state_in_headless_c
         await browser.until("window.playground.micOn")
         mic_track = await browser.until(
             "[...window.playground.room.localParticipant.trackPublications.keys()][0]", timeout=10)
-        await browser.until("window.playground.transcript.some(e => e.from === 'concierge' && e.final"
-                            " && /how are you/i.test(e.text))", timeout=45)
+        try:
+            await browser.until("window.playground.transcript.some(e => e.from === 'concierge' && e.final"
+                                " && /how are you/i.test(e.text))", timeout=45)
+        except AssertionError:
+            seen = await browser.call("eval", expr="({t: window.playground.transcript, s: window.playground.agent})")
+            pytest.fail(f"the page saw no answer in 45 s; transcript {seen['t']}, agent {seen['s']}; "
+                        f"bot trace {[e.event for e in bot.trace.entries]}", pytrace=False)
         await browser.call("click", selector="#mic")
         await browser.until("window.playground.agent.state === 'listening'", timeout=15)
         await browser.wait("#transcript li.agent[data-final=true]", text="You said:")
