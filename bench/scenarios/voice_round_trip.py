@@ -88,6 +88,7 @@ async def run(ctx, report):
     peers = {system: Peer(ctx.server, rooms[system]) for system in SYSTEMS}
     ears: dict[str, Ear] = {}
     results: dict[str, list[dict]] = {system: [] for system in SYSTEMS}
+    missed = {system: 0 for system in SYSTEMS}
     try:
         async with ctx.procs(BENCH_OPENAI_KEY="sk-bench") as procs:
             try:
@@ -114,10 +115,12 @@ async def run(ctx, report):
                     for system in (SYSTEMS if i % 2 == 0 else tuple(reversed(SYSTEMS))):
                         try:
                             found = await turn(mics[system], ears[system], fakes[system], pcm)
-                        except asyncio.TimeoutError:
+                        except asyncio.TimeoutError:  # counted, not fatal: a loaded machine can miss one
                             bots[system].check_alive()
-                            raise RuntimeError(f"{system}: no spoken reply within 15 s; its log ends:\n"
-                                               f"{bots[system].tail(25)}") from None
+                            missed[system] += i >= warm
+                            report.note(f"{system}: no spoken reply within 15 s to utterance {i}")
+                            await ears[system].quiet(1.0, timeout=15)
+                            continue
                         if i >= warm:
                             results[system].append(found)
                 for bot in bots.values():
@@ -140,7 +143,9 @@ async def run(ctx, report):
         report.row("end of speech -> first bot audio", system, s["p50"], "ms", p95=s["p95"], min=s["min"],
                    max=s["max"], n=s["n"], false_ends_per_100_pauses=100.0 * false_ends / max(pauses, 1),
                    false_ends=false_ends, pauses=pauses, talked_over=sum(r["talked_over"] for r in found),
-                   requests_before_end=sum(r["early_requests"] for r in found))
+                   requests_before_end=sum(r["early_requests"] for r in found), missed=missed[system])
+        if not clean:
+            raise RuntimeError(f"{system}: no clean turn measured ({missed[system]} without a reply)")
     report.ratio("voice round trip p50 lkrun / hand-written (recommended)", "lkrun", samples["lkrun"],
                  "hand-written pipecat", samples["hand-written pipecat"], target=1.0)
     report.note(f"{runs} utterances per system of 3 phrases with 300-700 ms pauses ({pauses} pauses), "

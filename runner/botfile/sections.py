@@ -81,8 +81,8 @@ LIVEKIT = {
 
 SESSION_DEFAULTS = {
     "interruptions": True,
-    "vad_stop_secs": 0.2,
-    "turn_stop": "smart_turn",
+    "vad_stop_secs": 0.5,
+    "turn_stop": "speech_timeout",
     "speech_timeout": 0.3,
     "idle_timeout": None,
     "max_duration": None,
@@ -118,9 +118,9 @@ SESSION = {
     "properties": {
         "interruptions": {"type": "boolean", "default": True,
                           "description": "a person speaking interrupts the bot"},
-        "vad_stop_secs": {"type": "number", "minimum": 0.05, "maximum": 5, "default": 0.2,
+        "vad_stop_secs": {"type": "number", "minimum": 0.05, "maximum": 5, "default": 0.5,
                           "description": "silence that ends a stretch of speech"},
-        "turn_stop": {"enum": ["speech_timeout", "smart_turn"], "default": "smart_turn",
+        "turn_stop": {"enum": ["speech_timeout", "smart_turn"], "default": "speech_timeout",
                       "description": "how a user turn ends: a fixed timeout (predictable) or pipecat's smart-turn model"},
         "speech_timeout": {"type": "number", "minimum": 0, "maximum": 10, "default": 0.3,
                            "description": "extra seconds of silence before the turn ends (turn_stop: speech_timeout)"},

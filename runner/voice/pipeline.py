@@ -91,7 +91,7 @@ def _turn_strategies(session: dict):
     interrupt = bool(session.get("interruptions", True))
     start = [VADUserTurnStartStrategy(enable_interruptions=interrupt),
              TranscriptionUserTurnStartStrategy(enable_interruptions=interrupt)]
-    if session.get("turn_stop", "smart_turn") == "smart_turn":
+    if session.get("turn_stop") == "smart_turn":
         from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
         from pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy import TurnAnalyzerUserTurnStopStrategy
         analyzer = LocalSmartTurnAnalyzerV3()

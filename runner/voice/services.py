@@ -171,7 +171,7 @@ def warm_up(services: dict, extra=()) -> None:
 def build_vad(settings: dict, spec):
     from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADParams
-    params = {"stop_secs": float(spec.session.get("vad_stop_secs", 0.2)), **settings}
+    params = {"stop_secs": float(spec.session.get("vad_stop_secs", 0.5)), **settings}
     return SileroVADAnalyzer(params=VADParams(**params))
 
 
