@@ -32,7 +32,7 @@ def test_the_fuzz_folder_has_the_old_crash_inputs():
     for p in fixture_files()
 ], ids=lambda p: p.name)
 def test_every_fuzz_input_is_a_config_error_or_a_spec(path):
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU time: a busy shared machine does not make a case slow
     try:
         spec = check_document(load_bytes(path.read_bytes(), path.name), environ=fuzz_loader.ENV, dotenv={})
     except ConfigError as exc:
@@ -40,7 +40,7 @@ def test_every_fuzz_input_is_a_config_error_or_a_spec(path):
         assert "Traceback" not in exc.render()
     else:
         assert isinstance(spec, BotSpec)
-    assert time.perf_counter() - start < 2.0
+    assert time.thread_time() - start < 2.0
 
 
 def test_cases_are_reproducible():
@@ -68,9 +68,9 @@ def test_a_crash_is_found_and_saved(tmp_path, monkeypatch):
 
 
 def test_three_hundred_cases_in_process():
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU time, as the bench's own per-case times
     total = fuzz_loader.run(300, seed=20240601, workers=0)
-    elapsed = time.perf_counter() - start
+    elapsed = time.thread_time() - start
     crashes = [(i, family, outcome) for i, family, outcome, _ in total["crashes"]]
     known = [c for c in crashes if "check_actions.py" in c[2] and "RecursionError" in c[2]]
     assert crashes == known, crashes  # (see KNOWN above; nothing else may crash)
