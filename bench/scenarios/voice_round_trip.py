@@ -138,6 +138,9 @@ async def run(ctx, report):
         found = results[system]
         false_ends = sum(max(0, r["requests"] - 1) for r in found)
         clean = [r["ms"] for r in found if r["requests"] == 1 and not r["talked_over"]]
+        if not clean and ctx.quick and found:  # the smoke run's one utterance had a false turn end
+            clean = [r["ms"] for r in found]
+            report.note(f"{system}: quick run without a clean turn: its round trip includes a false turn end")
         samples[system] = clean
         s = summary(clean)
         report.row("end of speech -> first bot audio", system, s["p50"], "ms", p95=s["p95"], min=s["min"],
