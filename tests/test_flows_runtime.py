@@ -87,9 +87,9 @@ def test_one_rendering_with_bare_state_keys_vars_fallback_and_no_shadowing(tmp_p
     # the original node config is untouched (the next entry renders afresh)
     assert flow.node("a")["task_messages"][0]["content"].startswith("Caller {{ name }}")
     end = run.render(spec.flow.nodes["b"], flow.node("b"), engine)["post_actions"][0]
-    # pipecat renders only tts_say text; an end_conversation goodbye is said as written (the checker
-    # compiles no template for it), and lkrun's `say` never renders it again
-    assert end == {"type": "end_conversation", "text": "Bye {{ name }}"}
+    # an end_conversation goodbye is a template like tts_say's, rendered once by lkrun: the caller's own
+    # "{{ secret }}" (the state's name) stays text, and lkrun's `say` never renders it again
+    assert end == {"type": "end_conversation", "text": "Bye {{ secret }}"}
 
 
 def _namespace(spec):
