@@ -99,7 +99,8 @@ class Run:
         self.iterations = 0  # repeat iterations so far (all repeats of the run together)
         self.trace_entry = TraceEntry(time.time(), spec.name, event, participant)
         self.trace = trace
-        self.now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")  # one clock per run
+        wall = getattr(effects, "wall_time", time.time)  # lkrun test's effects give virtual wall time
+        self.now = _dt.datetime.fromtimestamp(wall(), _dt.timezone.utc).isoformat(timespec="seconds")  # one per run
 
     def context(self) -> dict:
         context = {

@@ -29,6 +29,7 @@ class OfflineBot:
 
     def __init__(self, spec, llm_url: str | None = None):
         self.loop = clock.loop()
+        self.born = self.loop.time()  # the case's start: {{ now }} is recorder.EPOCH then
         self.spec = spec
         self.llm_url = llm_url  # lkrun test --llm-url: requests no llm: step answers go to this server
         self.pending: set[asyncio.Future] = set()  # real I/O in threads (the --llm-url requests)

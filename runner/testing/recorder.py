@@ -29,12 +29,19 @@ class Record:
         return show_record(self)
 
 
+EPOCH = 1767258000.0  # 2026-01-01T09:00:00+00:00: {{ now }} when an offline case starts
+
+
 @dataclass
 class RecordingEffects:
     """Effects (``runtime.effects.Effects``) that record instead of touching a room."""
 
     bot: object  # OfflineBot
     records: list[Record] = field(default_factory=list)
+
+    def wall_time(self) -> float:
+        """``{{ now }}`` offline: EPOCH plus the virtual time, so a case that pins a time always passes."""
+        return EPOCH + asyncio.get_running_loop().time() - getattr(self.bot, "born", 0.0)
 
     def add(self, kind: str, line: int | None = None, source: str | None = None, **fields) -> Record:
         record = Record(kind, fields, asyncio.get_running_loop().time(), line, source or "")
