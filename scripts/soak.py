@@ -396,6 +396,68 @@ async def people(args) -> int:
     return 0
 
 
+VOICE_KEYS = ("voice_turns", "voice_answered", "voice_lost", "voice_silent")
+
+
+def merged(parts: list[dict]) -> dict:
+    """The people processes' counters as one: data from the first (the data crowd), voice from the voice caller's."""
+    out = {k: v for k, v in parts[0].items() if k not in ("type", "voice")}
+    for part in parts[1:]:
+        out.update({k: part[k] for k in VOICE_KEYS if k in part})
+    return out
+
+
+class Crowd:
+    """One process of people (see ``people``), its latest counters and its final ones."""
+
+    @classmethod
+    async def start(cls, argv: list[str], env: dict) -> "Crowd":
+        crowd = cls()
+        crowd.proc = await asyncio.create_subprocess_exec(  # the key and secret by environment, never in argv
+            sys.executable, __file__, *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+        crowd.latest = {"type": None}
+        crowd.done = asyncio.get_running_loop().create_future()
+        crowd.listener = asyncio.ensure_future(crowd._listen())
+        return crowd
+
+    async def _listen(self) -> None:
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                if not self.done.done():
+                    self.done.set_exception(RuntimeError(f"a people's process ended ({await self.proc.wait()})"))
+                return
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            self.latest.update(message)
+            if message["type"] == "done" and not self.done.done():
+                self.done.set_result(message)
+
+    def check(self) -> None:
+        if self.done.done() and self.done.exception() is not None:
+            raise self.done.exception()
+
+    async def ready(self) -> None:
+        while self.latest["type"] != "ready":
+            self.check()
+            await asyncio.sleep(0.1)
+
+    async def go(self) -> None:
+        self.proc.stdin.write(b"go\n")
+        await self.proc.stdin.drain()
+
+    async def stop(self) -> None:
+        self.listener.cancel()
+        if self.proc.returncode is None:
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
 async def soak(args) -> int:
     import tempfile
 
@@ -409,7 +471,7 @@ async def soak(args) -> int:
     server = Server(devserver.url, devserver.api_key, devserver.api_secret)
     folder = Path(tempfile.mkdtemp(prefix="lkrun-soak-"))
     stamp = time.monotonic_ns() % 10**8
-    bots, crowd = [], None
+    bots, crowds = [], []
     started = time.monotonic()
     samples: list[dict] = []
     code = 1
@@ -420,47 +482,27 @@ async def soak(args) -> int:
         if args.voice:
             bots.append(await start_bot(VOICE_BOT.replace("ROOM", f"soak-{stamp}-voice"), folder, "talker", server,
                                         args.trace_size))
-        crowd = await asyncio.create_subprocess_exec(  # the key and secret by environment, never in argv
-            sys.executable, __file__, "--people", devserver.url, str(stamp),
-            "--bots", str(args.bots), "--minutes", str(args.minutes), "--interval", str(args.interval),
-            *([] if args.voice else ["--no-voice"]), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "LIVEKIT_API_KEY": devserver.api_key, "LIVEKIT_API_SECRET": devserver.api_secret})
-        latest: dict = {"type": None}
-        done = asyncio.get_running_loop().create_future()
-
-        async def listen():
-            while True:
-                line = await crowd.stdout.readline()
-                if not line:
-                    if not done.done():
-                        done.set_exception(RuntimeError(f"the people's process ended ({await crowd.wait()})"))
-                    return
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue
-                latest.update(message)
-                if message["type"] == "done" and not done.done():
-                    done.set_result(message)
-        listener = asyncio.ensure_future(listen())
-        while latest["type"] != "ready":
-            if done.done():
-                done.result()
-            await asyncio.sleep(0.1)
+        env = {**os.environ, "LIVEKIT_API_KEY": devserver.api_key, "LIVEKIT_API_SECRET": devserver.api_secret}
+        common = ["--people", devserver.url, str(stamp), "--minutes", str(args.minutes), "--interval", str(args.interval)]
+        crowds.append(await Crowd.start(common + ["--bots", str(args.bots), "--no-voice"], env))
+        if args.voice:  # the voice caller alone: 20 SDK clients beside it starve its microphone's timing
+            crowds.append(await Crowd.start(common + ["--bots", "0"], env))
+        for crowd in crowds:
+            await crowd.ready()
         ready = time.monotonic() - started
         print(f"soak: {args.bots} data bots + {'1 voice bot' if args.voice else 'no voice'} in pid {os.getpid()} "
-              f"(the people in pid {crowd.pid}), ready in {ready:.1f} s; running {args.minutes:g} min, sampling "
-              f"every {args.interval:g} s, slopes after {args.warmup:g} s", flush=True)
-        crowd.stdin.write(b"go\n")
-        await crowd.stdin.drain()
+              f"(the people in pid {', '.join(str(c.proc.pid) for c in crowds)}), ready in {ready:.1f} s; running "
+              f"{args.minutes:g} min, sampling every {args.interval:g} s, slopes after {args.warmup:g} s", flush=True)
+        for crowd in crowds:
+            await crowd.go()
         t0 = time.monotonic()
         until = t0 + args.minutes * 60
         while True:
             now = time.monotonic()
-            if done.done() and done.exception() is not None:
-                raise done.exception()
+            for crowd in crowds:
+                crowd.check()
             status = proc_status()
-            people_side = {k: v for k, v in latest.items() if k not in ("type", "voice")}
+            people_side = merged([c.latest for c in crowds])
             sample = {"t": round(now - t0, 1), "rss_mib": status["VmRSS"] / 1024, "threads": status["Threads"],
                       "fds": len(os.listdir("/proc/self/fd")), "tasks": len(asyncio.all_tasks()),
                       **{k: 0 for k in ("sent", "answered", "lost", "wrong", "late", "voice_turns",
@@ -475,16 +517,11 @@ async def soak(args) -> int:
             if now >= until:
                 break
             await asyncio.sleep(max(0.0, min(until, t0 + len(samples) * args.interval) - time.monotonic()))
-        final = await asyncio.wait_for(done, REPLY_TIMEOUT + VOICE_TIMEOUT + 30)
-        listener.cancel()
-        code = report(args, samples, final)
+        finals = [await asyncio.wait_for(c.done, REPLY_TIMEOUT + VOICE_TIMEOUT + 30) for c in crowds]
+        code = report(args, samples, {**merged(finals), "voice": next((f["voice"] for f in finals if f.get("voice")), None)})
     finally:
-        if crowd is not None and crowd.returncode is None:
-            try:
-                await asyncio.wait_for(crowd.wait(), 15)
-            except asyncio.TimeoutError:
-                crowd.kill()
-                await crowd.wait()
+        for crowd in crowds:
+            await crowd.stop()
         for bot, task in bots:
             try:
                 await asyncio.wait_for(bot.stop(), 5)
