@@ -16,7 +16,7 @@ from runner.botfile.events import PARTICIPANT
 from runner.botfile.flow_checker import FlowChecker, case_key_problems, state_keys
 from runner.botfile.flow_schema import CONFIG, FILE_FORM, LKRUN_HANDLER_KEYS, LKRUN_NODE_KEYS, LKRUN_TOP_KEYS
 from runner.botfile.flow_spec import FlowHandler, FlowNode, FlowSpec
-from runner.botfile.templates import LEAF, is_template
+from runner.botfile.templates import LEAF, is_template, template_strings
 
 BUILT_IN_ACTIONS = ("tts_say", "end_conversation", "function")
 FLOW_VARIABLES = {"flow": {"node": LEAF, "previous": LEAF}}
@@ -120,7 +120,7 @@ class _Flow:
         scope = {**self.base, "args": args}
         actions = ActionChecker(owner, scope, f"flow function '{name}'").actions(body.get("do"), path + ("do",))
         result = body.get("result", "done")
-        for rel, text in _templates(result):
+        for rel, text in template_strings(result):
             owner.check_template(text, path + ("result",) + rel, scope)
         result = owner.compile(result, path + ("result",))
         line, _ = owner.doc.where(path)
@@ -291,14 +291,6 @@ class _Flow:
                                                    f"does not end the conversation",
                                   "add a function with transition_to, or post_actions: [{type: end_conversation}]",
                                   key=True, severity="warning")
-
-
-def _templates(value, rel=()):
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            yield from _templates(inner, rel + (key,))
-    elif isinstance(value, str) and is_template(value):
-        yield rel, value
 
 
 def _pipecat_config(data: dict) -> dict:

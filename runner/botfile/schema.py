@@ -191,10 +191,11 @@ def render() -> str:
     return json.dumps(build(), indent=1, sort_keys=True) + "\n"
 
 
-def main(argv: list[str]) -> int:
-    text = render()
+def main(argv: list[str], text: str | None = None, name: str = "bot.schema.json") -> int:
+    """Print a generated schema, or with --write put it in schemas/ (the bot schema; lkrun test's too)."""
+    text = render() if text is None else text
     if "--write" in argv:
-        target = sections.schemas_dir() / "bot.schema.json"
+        target = sections.schemas_dir() / name
         target.write_text(text)
         print(f"wrote {target}")
     else:

@@ -140,15 +140,8 @@ def render() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = render()
-    if "--write" in argv:
-        from runner.botfile.sections import schemas_dir
-        target = schemas_dir() / "test.schema.json"
-        target.write_text(text)
-        print(f"wrote {target}")
-    else:
-        sys.stdout.write(text)
-    return 0
+    from runner.botfile.schema import main as schema_main
+    return schema_main(argv, render(), "test.schema.json")
 
 
 if __name__ == "__main__":
