@@ -179,3 +179,67 @@ def test_a_data_bot_is_tested_without_pipecat():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+FAILING_BOT = """\
+version: 1
+livekit: {room: lobby, identity: tester}
+on:
+  data_received:
+    - send: {to: "{{ participant.id }}", data: "trying {{ data }}"}
+    - transfer: {participant: "{{ participant.id }}", to: "tel:+15550100"}
+    - stop: transferred
+  error:
+    - send: {data: "sorry: {{ error.action }} failed"}
+"""
+
+
+def test_a_fail_step_makes_the_next_such_action_fail_and_the_error_event_fire(tmp_path):
+    path = write(tmp_path, """\
+        - name: a failed transfer
+          steps:
+            - join: ada
+            - fail: {action: transfer, message: "no SIP trunk"}
+            - send: {from: ada, data: one}
+            - expect: {send: {data: "trying one"}}
+            - expect: {error: "no SIP trunk", send: {data: "sorry: transfer failed"}}
+            - expect: {no: [transfer, stopped]}
+            - send: {from: ada, data: two}
+            - expect: {transfer: {to: "tel:+15550100"}, stopped: transferred}
+            - expect: {no: [error]}
+        - name: the action alone, with the message it gets
+          steps:
+            - join: ada
+            - fail: send
+            - send: {from: ada, data: one}
+            - expect: {error: "send failed (the fail: step at"}
+            - expect: {no: [transfer]}
+        """, FAILING_BOT)
+    result = invoke("test", str(path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "2 passed, 0 failed"
+
+
+def test_an_expected_stop_reason_that_differs_fails_with_the_actual_one(tmp_path):
+    path = write(tmp_path, """\
+        - name: wrong reason
+          steps:
+            - join: ada
+            - send: {from: ada, data: one}
+            - expect: {stopped: "done", timeout: 1}
+        """, FAILING_BOT)
+    result = invoke("test", str(path))
+    assert result.exit_code == 1
+    assert 'expected: stopped "done"' in result.output
+    assert f'actual:   stopped: "transferred"  ({tmp_path / "bot.yaml"}:7)' in result.output
+
+
+def test_a_fail_step_names_an_action_that_can_fail(tmp_path):
+    path = write(tmp_path, """\
+        - name: teleport
+          steps:
+            - fail: {action: teleprt}
+        """, FAILING_BOT)
+    result = invoke("test", str(path))
+    assert result.exit_code == 2
+    assert f"{path}:5:24: error: fail.action: 'teleprt' is not one of: say, play, send" in result.output

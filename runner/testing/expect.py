@@ -11,9 +11,9 @@ from runner.testing import flow_checks
 # expect key -> (record kind, the field a plain value means)
 PRIMARY = {"say": "text", "chat": "text", "log": "message", "http": "url", "mute": "participant",
            "unmute": "participant", "play": "file", "dtmf": "digits", "metadata": "text", "error": "message",
-           "llm_append": "text", "hangup": "participant"}
+           "llm_append": "text", "hangup": "participant", "stopped": "reason"}
 TEXT_FIELDS = {"text", "message", "url", "file", "digits", "participant", "function", "method", "level",
-               "number", "trunk"}
+               "number", "trunk", "reason"}
 MATCHERS = {"contains", "regex", "exact"}
 RECORD_KINDS = {"llm_called": "llm_called", "ended": "ended", **{k: k for k in PRIMARY}, "send": "send",
                 "transfer": "transfer", "dial": "dial",
@@ -218,6 +218,7 @@ def show_record(record) -> str:
         "http": lambda: f"http {f['method']} {f['url']}" + (f" json={show_value(f['json'])}" if f.get("json") else ""),
         "ended": lambda: "ended the session" + (" (hang up)" if f.get("hangup") else ""),
         "error": lambda: f"error: {f['message']}",
+        "stopped": lambda: f"stopped: {show_value(f['reason'])}",
         "llm_called": lambda: f"llm_called {f['function']} {show_value(f['args'])}" + (
             f", the tool returned {show_value(f['result'])} (its result: {f['result_at']})" if "result" in f else ""),
         "llm_request": lambda: "LLM request" + ("" if f.get("answered") else " with no scripted answer"),

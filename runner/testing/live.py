@@ -14,7 +14,7 @@ records the bot's audio, cuts it at pauses and transcribes each stretch with the
 bot's trace, with the bot file line of the action. Speech is compared in a spoken form
 (lower case, no punctuation), and ``contains`` is the form to use: a transcript is not the text
 (numbers, names, and two sentences said one after the other arrive as one stretch).
-``llm:`` and ``http:`` steps script answers that only an offline run can give: such cases are
+``llm:``, ``http:`` and ``fail:`` steps script answers that only an offline run can give: such cases are
 skipped live (``--llm-url`` answers an offline run's LLM from a real server instead).
 """
 
@@ -32,7 +32,7 @@ from dataclasses import replace
 from functools import lru_cache
 
 from runner.testing.expect import spoken  # noqa: F401 - the spoken form, used by expect
-from runner.testing.recorder import Record
+from runner.testing.recorder import Record, record_run_end
 
 PERSON_TOPIC = "lkrun-test"  # what the test's people send (they ignore each other's packets)
 RATE = 48000
@@ -40,7 +40,7 @@ EAR_RATE = 16000
 LOUD = 300.0  # RMS of a 10 ms chunk that counts as the bot speaking
 PAUSE = 0.8  # seconds of quiet that end a stretch of speech
 DTMF_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11, "A": 12, "B": 13, "C": 14, "D": 15}
-OFFLINE_ONLY_STEPS = ("llm", "http")
+OFFLINE_ONLY_STEPS = ("llm", "http", "fail")
 
 
 def skip_reason(case) -> str | None:
@@ -351,8 +351,7 @@ class LiveBot:
             if name in TRACED and isinstance(rendered, dict) and "error" not in rendered:
                 kind, fields = TRACED[name]
                 self.effects.add(kind, line, self.spec.file, **fields(rendered, entry.participant))
-        if str(entry.outcome) == "error":
-            self.effects.add("error", entry.line, self.spec.file, message=entry.error or "")
+        record_run_end(self.effects, entry, self.spec.file)
 
     # -- what the people see ---------------------------------------------------------------------
     def received(self, kind: str, receiver: str, **fields) -> None:

@@ -13,11 +13,11 @@ from collections import deque
 
 from runner.runtime.scheduler import Dispatcher
 from runner.runtime.state import SessionState
-from runner.runtime.trace import RunOutcome, Trace
+from runner.runtime.trace import Trace
 from runner.testing import clock
 from runner.testing.load import DEFAULT_TIMEOUT
 from runner.testing.llm import llm_request
-from runner.testing.recorder import RecordingEffects
+from runner.testing.recorder import RecordingEffects, record_run_end
 
 
 class StepFailed(Exception):
@@ -62,8 +62,7 @@ class OfflineBot:
 
     def _traced(self, entry) -> None:
         self.runs.append(entry)
-        if entry.outcome is RunOutcome.ERROR:
-            self.effects.add("error", entry.line, self.spec.file, message=entry.error or "")
+        record_run_end(self.effects, entry, self.spec.file)
 
     def spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)

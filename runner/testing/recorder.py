@@ -29,6 +29,29 @@ class Record:
         return show_record(self)
 
 
+def stop_reason(entry) -> str | None:
+    """The reason of the ``stop`` action a finished run ended at (``expect: {stopped}``), or None."""
+    if str(entry.outcome) != "ok" or not entry.steps or entry.steps[-1][0] != "stop":
+        return None
+    rendered = entry.steps[-1][2]
+    return str(rendered.get("reason") or "") if isinstance(rendered, dict) else str(rendered or "")
+
+
+def record_run_end(effects, entry, file: str) -> None:
+    """What a finished run's trace entry adds to the records: its error, or the stop it ended at."""
+    if str(entry.outcome) == "error":
+        effects.add("error", entry.line, file, message=entry.error or "")
+    reason = stop_reason(entry)
+    if reason is not None:
+        effects.add("stopped", entry.steps[-1][1], file, reason=reason)
+
+
+class ScriptedFailure(RuntimeError):
+    """What a ``fail:`` step makes an effect raise."""
+
+
+FAILED_RECORD = {"set_metadata": "metadata"}  # fail: names the action; these record under another kind
+
 EPOCH = 1767258000.0  # 2026-01-01T09:00:00+00:00: {{ now }} when an offline case starts
 
 
@@ -38,6 +61,14 @@ class RecordingEffects:
 
     bot: object  # OfflineBot
     records: list[Record] = field(default_factory=list)
+    failures: dict[str, list[str]] = field(default_factory=dict)  # record kind -> messages of fail: steps
+
+    def script_failure(self, body, where: str) -> None:
+        """A ``fail:`` step: the next effect of this action raises, as a real room or server would."""
+        action = body if isinstance(body, str) else body["action"]
+        message = (body.get("message") if isinstance(body, dict) else None) or \
+            f"{action} failed (the fail: step at {where})"
+        self.failures.setdefault(FAILED_RECORD.get(action, action), []).append(str(message))
 
     def wall_time(self) -> float:
         """``{{ now }}`` offline: EPOCH plus the virtual time, so a case that pins a time always passes."""
@@ -49,6 +80,8 @@ class RecordingEffects:
         return record
 
     def _record(self, kind: str, **fields) -> Record:
+        if self.failures.get(kind):  # scripted: the action did not happen, its run fails
+            raise ScriptedFailure(self.failures[kind].pop(0))
         run = current_run()  # the run whose action is calling this effect
         node = run.node if run is not None else None
         return self.add(kind, node.line if node is not None else None,

@@ -168,6 +168,8 @@ async def run_step(bot: OfflineBot, test: TestFile, step: Step, marks: dict):
             bot.answers.append((step.body, where))
         elif step.kind == "http":
             bot.http_answers.append(step.body or {})
+        elif step.kind == "fail":
+            bot.effects.script_failure(step.body, where)
         elif step.kind == "expect":
             return await expect_step(bot, step, where, marks)
         await bot.settle()

@@ -61,11 +61,16 @@ STEPS = {
     "http": _obj({"status": {"type": "integer", "minimum": 100, "maximum": 599}, "json": {},
                   "text": TEXT}, (), "the answer to the bot's next http request (offline nothing is sent; "
                   "without this step the answer is status 200 with no body); a status of 400 or more fails it"),
+    "fail": {"if": {"type": "object"}, "then": _obj({"action": {"enum": None}, "message": TEXT}, ["action"]),
+             "else": {"enum": None},
+             "description": "the bot's next action of this kind fails, as a transfer with no SIP trunk or a full "
+                            "line would: its run stops and the error event fires ({action, message}, or the action "
+                            "alone); offline only"},
     "expect": None,  # filled in below
 }
 
 NO_KINDS = ["send", "chat", "say", "play", "log", "http", "mute", "unmute", "dtmf", "metadata",
-            "llm_append", "llm_called", "transfer", "hangup", "dial", "ended", "error"]
+            "llm_append", "llm_called", "transfer", "hangup", "dial", "ended", "error", "stopped"]
 
 # expect key -> schema
 EXPECT = {
@@ -99,10 +104,15 @@ EXPECT = {
                                                                "pipecat's FlowManager entered last)"},
     "ended": {"type": "boolean", "description": "true: the session ended (end); false: it has not"},
     "error": {**TEXT_MATCH, "description": "a run failed (text: part of the message, or {contains|regex|exact})"},
+    "stopped": {**TEXT_MATCH, "description": "a run ended at a stop action with this reason (stop: REASON)"},
     "no": {"type": "array", "minItems": 1, "items": {"enum": NO_KINDS},
            "description": "nothing else of these kinds happened (besides what earlier expects matched)"},
     "timeout": {**SECONDS, "description": "how long (virtual seconds) to wait for it; default 5"},
 }
+# actions a fail: step can make fail (the ones that reach a room or the outside world)
+FAILABLE = ["say", "play", "send", "chat", "http", "dtmf", "dial", "transfer", "hangup", "set_metadata", "mute",
+            "unmute"]
+STEPS["fail"]["else"]["enum"] = STEPS["fail"]["then"]["properties"]["action"]["enum"] = FAILABLE
 STEPS["expect"] = {"type": "object", "minProperties": 1, "additionalProperties": False,
                    "properties": EXPECT, "description": "what the bot did (waits up to timeout, virtual time)"}
 STEP_COMPANIONS = {"timeout": EXPECT["timeout"]}
