@@ -137,6 +137,7 @@ def run_mutants(bot: Path, tmp: Path) -> tuple[int, int, list[str]]:
 @pytest.mark.slow
 def test_the_examples_tests_catch_mutants(tmp_path):
     grand_killed = grand_total = 0
+    low = []
     print()
     for bot in BOTS:
         killed, total, notes = run_mutants(bot, tmp_path)
@@ -144,8 +145,11 @@ def test_the_examples_tests_catch_mutants(tmp_path):
         grand_total += total
         share = 100 * killed / total if total else 100.0
         print(f"{bot.relative_to(ROOT)}: {killed}/{total} mutants caught ({share:.0f} %)")
+        if share < 90:
+            low.append(f"{bot.name} {share:.0f} %")
         for note in notes:
             print(note)
     share = 100 * grand_killed / grand_total
     print(f"overall: {grand_killed}/{grand_total} mutants caught ({share:.1f} %)")
     assert grand_total >= 40 and share >= 90, f"only {share:.1f} % of the mutants were caught"
+    assert not low, f"under 90 % of an example's mutants caught: {', '.join(low)}"
