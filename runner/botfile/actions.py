@@ -6,7 +6,6 @@ context's ``effects`` is the live room (``bot.LiveEffects``) or ``simulate``'s p
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import urlsplit
 
 from runner.botfile.registry import ActionDef, Registry, templated

@@ -7,7 +7,6 @@ They steer the run they are in: loops and branches run their nested actions thro
 
 from __future__ import annotations
 
-import asyncio
 
 from runner.botfile.actions import ACTION_LIST, TEXT, _obj, action, templated
 from runner.botfile.registry import StopRun
@@ -100,6 +99,7 @@ async def _parallel(run, body):
         run.mark(branch=number)
         await run.run_actions(nodes)
 
+    import asyncio  # here: `lkrun validate` reads this module and never runs an action (asyncio is 35 ms)
     try:
         async with asyncio.TaskGroup() as group:  # one fails: the others are cancelled; so is a cancelled run
             for number, nodes in enumerate(branches, 1):
@@ -110,10 +110,11 @@ async def _parallel(run, body):
 
 def _first(group: BaseExceptionGroup) -> BaseException:
     """The first failure of a parallel (a stop in a branch stops the whole run too)."""
+    from asyncio import CancelledError
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
             return _first(exc)
-        if not isinstance(exc, asyncio.CancelledError):
+        if not isinstance(exc, CancelledError):
             return exc
     return group.exceptions[0]
 

@@ -170,7 +170,9 @@ def load_text(text: str, file: str, loader_class=None) -> Document:
         raise ConfigError(Problem(file, line, col, f"the file contains {what}",
                                   None if bad.group() == "\x00" else "delete it (it is often invisible)"))
     check_flow_depth(text, file, MAX_DEPTH)
-    if _CBotLoader is not None and loader_class in (None, _BotLoader) and not _C_DIFFERS.search(text):
+    # a subclass differs only in the tags it allows, and a text with a tag never takes the fast path
+    if _CBotLoader is not None and (loader_class is None or issubclass(loader_class, _BotLoader)) \
+            and not _C_DIFFERS.search(text):
         doc = _fast(text, file)
         if doc is not None:
             return doc
