@@ -431,3 +431,13 @@ def test_mask_all_masks_pieces_of_a_secret():
     assert mask_all(f"got 'Bearer {secret[:20]}...'", {secret}) == "got 'Bearer ***...'"
     assert mask_all("got 'xyzabcd...'", {secret}) == "got 'xyz***...'"  # a cut after 4 characters
     assert mask_all("nothing secret here...", {secret}) == "nothing secret here..."
+
+
+def test_the_same_bad_body_twice_is_reported_at_each_place_and_again_on_the_next_check():
+    """Action bodies' schema problems are remembered per body (reloads): the positions are not."""
+    text = ("version: 1\nlivekit: {room: r, identity: b}\non:\n  data_received:\n"
+            "    - send: {dta: x}\n    - log: hi\n    - send: {dta: x}\n")
+    first = problems(text)
+    assert [p.split(": error")[0] for p in first if "dta" in p] == ["bot.yaml:5:14", "bot.yaml:7:14"]
+    assert problems(text.replace("log: hi", "log: hello\n    - log: again")) == [
+        p.replace("bot.yaml:7:", "bot.yaml:8:") for p in first]

@@ -240,7 +240,7 @@ class ActionChecker:
         where = f"action '{name}'"
         hide = (entry.shorthand,) if shorthand else ()
         fixed = {c for c in conditions if isinstance(_get(body, c), (bool, int, float))}  # no quote hint for these
-        for rel, message, hint, at_key in humanize.validate(entry.body, body, where, hide=hide):
+        for rel, message, hint, at_key in _body_problems(entry, body, where, hide):
             if rel in fixed:
                 continue  # true, false or a number as a condition: reported with its own hint
             if shorthand and rel[:1] == (entry.shorthand,):
@@ -372,3 +372,22 @@ def _expand(item, pattern: tuple):
                 next_paths.append(prefix + (key,))
         paths = next_paths
     return paths
+
+
+_BODY_PROBLEMS: dict = {}  # (action, repr of the body, where, hide) -> its schema problems
+_BODY_CACHE_SIZE = 20000
+
+
+def _body_problems(entry, body, where: str, hide: tuple) -> tuple:
+    """``humanize.validate`` of an action body against its registered schema, remembered per body:
+    a reload of a 1,000-action file where one line changed checks one body, not 1,000 (jsonschema
+    was a quarter of it). ``repr`` keeps what the schema sees: key order, 1 vs '1' vs True."""
+    key = (entry.name, repr(body), where, hide)
+    cached = _BODY_PROBLEMS.get(key)
+    if cached is not None and cached[0] is entry.body:  # the same schema (a test may register a name again)
+        return cached[1]
+    found = tuple(humanize.validate(entry.body, body, where, hide=hide))
+    if len(_BODY_PROBLEMS) >= _BODY_CACHE_SIZE:
+        _BODY_PROBLEMS.clear()
+    _BODY_PROBLEMS[key] = (entry.body, found)
+    return found
