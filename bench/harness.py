@@ -8,6 +8,7 @@ fill with rows (one measured case of one system) and ratios (with bootstrap inte
 from __future__ import annotations
 
 import asyncio
+import compileall
 import gc
 import json
 import math
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import stats
-from .procs import Procs, child_env
+from .procs import ROOT, Procs, child_env
 
 OUT_DIR = Path(__file__).resolve().parent
 
@@ -185,6 +186,9 @@ async def run(quick: bool, only: list[str] | None = None, out_dir: Path = OUT_DI
 
     started = time.monotonic()
     reports: list[Report] = []
+    # lkrun's bytecode as an install leaves it (PYTHONDONTWRITEBYTECODE would make every cold
+    # process compile lkrun from source while the baselines' pipecat has its .pyc files)
+    compileall.compile_dir(str(ROOT / "runner"), quiet=1)
     info = meta(quick)
     say(f"lkrun benchmark ({'quick' if quick else 'full'}): {len(SCENARIOS)} scenarios, "
         f"{info['cpus']} CPUs, pipecat {info['pipecat']}")

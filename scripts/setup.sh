@@ -32,6 +32,9 @@ fi
 say "installing lkrun into .venv (pip install -e '.[test,offline]')"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test,offline]"
+# lkrun's own bytecode, as a wheel install leaves it: with PYTHONDONTWRITEBYTECODE set (this
+# machine sets it) an editable install would compile every module from source at each start
+.venv/bin/python -m compileall -q runner >/dev/null
 
 # 3. The LiveKit server (built from source with Go; skipped when present).
 bash scripts/install-livekit-server.sh
