@@ -474,6 +474,13 @@ async def soak(args) -> int:
     bots, crowds = [], []
     started = time.monotonic()
     samples: list[dict] = []
+    probe = None
+    if args.tracemalloc:
+        from soak_memory import MemoryProbe  # scripts/soak_memory.py
+        probe = MemoryProbe([float(t) for t in args.tracemalloc.split(",")])
+    elif args.objects:
+        from soak_memory import MemoryProbe
+        probe = MemoryProbe([float(t) for t in args.objects.split(",")], trace=False)
     code = 1
     try:
         for i in range(args.bots):
@@ -505,12 +512,15 @@ async def soak(args) -> int:
             people_side = merged([c.latest for c in crowds])
             sample = {"t": round(now - t0, 1), "rss_mib": status["VmRSS"] / 1024, "threads": status["Threads"],
                       "fds": len(os.listdir("/proc/self/fd")), "tasks": len(asyncio.all_tasks()),
+                      "py_blocks": sys.getallocatedblocks(),
                       **{k: 0 for k in ("sent", "answered", "lost", "wrong", "late", "voice_turns",
                                         "voice_answered", "voice_lost", "voice_silent")},
                       "p50_ms": float("nan"), "p99_ms": float("nan"), **people_side}
             samples.append(sample)
+            if probe is not None:
+                probe.tick(sample["t"], sample["rss_mib"], sample["answered"])
             print(f"t={sample['t']:6.0f} s  rss={sample['rss_mib']:7.1f} MiB  fds={sample['fds']:4d}  "
-                  f"tasks={sample['tasks']:5d}  threads={sample['threads']:3d}  sent={sample['sent']:6d}  "
+                  f"tasks={sample['tasks']:5d}  pyblocks={sample['py_blocks']:8d}  threads={sample['threads']:3d}  sent={sample['sent']:6d}  "
                   f"answered={sample['answered']:6d}  lost={sample['lost']}  wrong={sample['wrong']}  late={sample['late']}  "
                   f"p50={sample['p50_ms']:.0f} ms p99={sample['p99_ms']:.0f} ms  voice {sample['voice_answered']}/"
                   f"{sample['voice_turns']} (silent {sample['voice_silent']})", flush=True)
@@ -519,6 +529,8 @@ async def soak(args) -> int:
             await asyncio.sleep(max(0.0, min(until, t0 + len(samples) * args.interval) - time.monotonic()))
         finals = [await asyncio.wait_for(c.done, REPLY_TIMEOUT + VOICE_TIMEOUT + 30) for c in crowds]
         code = report(args, samples, {**merged(finals), "voice": next((f["voice"] for f in finals if f.get("voice")), None)})
+        if probe is not None:
+            probe.report()
     finally:
         for crowd in crowds:
             await crowd.stop()
@@ -557,6 +569,10 @@ def report(args, samples, final: dict) -> int:
         print(f"  slope {key:7s} {shown:>22}  (limit {limit:g}/min; {first:.6g} -> {last:.6g} over the window)")
         if fit is not None and fit[0] > limit and fit[0] > 2 * fit[1]:  # over the limit, and not noise
             failed.append(f"{key} grows {fit[0]:+.3f}/min ± {fit[1]:.3f} > {limit:g}/min")
+    blocks = slope_per_minute([(s["t"], s["py_blocks"]) for s in steady])
+    if blocks is not None:  # not a limit: whether RSS growth is Python objects at all (soak_memory.py)
+        print(f"  slope py_blocks {blocks[0]:+.1f}/min ± {blocks[1]:.1f}  (Python's live heap blocks; "
+              f"{steady[0]['py_blocks']} -> {steady[-1]['py_blocks']})")
     if lost or wrong:
         failed.append(f"{lost} data messages lost, {wrong} wrong replies")
     if voice and (voice["lost"] or voice["silent"]):
@@ -590,6 +606,12 @@ def main(argv=None) -> int:
                         help="each bot's trace ring (default: the runtime's 200); a short run uses a small one "
                              "so the ring is full before the warm-up ends")
     parser.add_argument("--json", help="write the samples and the result here")
+    parser.add_argument("--tracemalloc", metavar="T1,T2",
+                        help="snapshots of the measured process's Python heap at these seconds (e.g. 200,500) "
+                             "and the top differences by traceback after the last (scripts/soak_memory.py); "
+                             "slows the bots, so its slopes are not an untraced run's")
+    parser.add_argument("--objects", metavar="T1,T2",
+                        help="only gc's object counts by type at these seconds, and which grew (cheap)")
     parser.add_argument("--people", nargs=2, metavar=("URL", "STAMP"),
                         help=argparse.SUPPRESS)  # the people's process, started by the soak itself
     args = parser.parse_args(argv)
