@@ -169,6 +169,25 @@ def _lone_expression(ast):
     return inner[0] if len(inner) == 1 and not isinstance(inner[0], nodes.TemplateData) else None
 
 
+def _new_context(template, context: dict):
+    """jinja's ``new_context`` with the template's globals flattened once (the sandbox sets them
+    before compiling): jinja merges them (a ChainMap, iterated in Python) into a new dict on
+    every render, ~3 us of a 10 us render."""
+    flat = template.__dict__.get("_lkrun_globals")
+    if flat is None:
+        flat = template._lkrun_globals = dict(template.globals)
+    return template.new_context({**flat, **context}, shared=True)
+
+
+def _generate(template, context: dict):
+    """``Template.generate`` on ``_new_context`` (errors rewritten by jinja as generate does)."""
+    ctx = _new_context(template, context)
+    try:
+        yield from template.root_render_func(ctx)
+    except Exception:  # noqa: BLE001 - as jinja's own generate: it re-raises with the template's lines
+        yield template.environment.handle_exception()
+
+
 class Template:
     """One compiled template string from the bot file; renders against event variables."""
 
@@ -216,7 +235,7 @@ class Template:
 
     def _native(self, context: dict) -> object:
         expression = self._expression or self._compile_expression()
-        ctx = expression.new_context(dict(context))
+        ctx = _new_context(expression, context)
         for _ in expression.root_render_func(ctx):
             pass
         value = ctx.vars.get("result")
@@ -231,7 +250,7 @@ class Template:
     def _text(self, context: dict) -> str:
         """Stream with generate() so an over-long output stops early instead of filling memory."""
         template = self._template or self._compile_text()
-        parts, size, stream = [], 0, template.generate(context)
+        parts, size, stream = [], 0, _generate(template, context)
         try:
             for chunk in stream:
                 size += len(chunk)
