@@ -116,8 +116,10 @@ class Checker:
         handlers = self._on(data.get("on"), shape)
         from runner.botfile.tools import check_tools
         tools = check_tools(self, data.get("tools"), common_variables(shape))
-        from runner.botfile.flows import check_flow
-        flow = check_flow(self, data.get("flow"), common_variables(shape), [t.name for t in tools])
+        flow = None
+        if data.get("flow") is not None:  # the flow checks are 50 ms of imports a bot without one skips
+            from runner.botfile.flows import check_flow
+            flow = check_flow(self, data.get("flow"), common_variables(shape), [t.name for t in tools])
         extra = self._registered_sections(data, common_variables(shape))
         scripts = check_scripts(self, data.get("scripts"), common_variables(shape))
         self.problems = [_masked(p, self.env.secrets) for p in self.problems]
