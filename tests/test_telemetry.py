@@ -188,3 +188,64 @@ def test_tracing_is_off_without_the_variables_and_with_them_turned_off():
     assert telemetry.wanted({"OTEL_TRACES_EXPORTER": "console"})
     assert not telemetry.wanted({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"})
     assert not telemetry.wanted({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"})
+
+
+@pytest.mark.livekit
+@pytest.mark.parametrize("mode", [(), ("--process-per-job",)], ids=["in-process", "process-per-job"])
+async def test_a_worker_sends_its_jobs_spans_before_it_exits(livekit_server, aiohttp_receiver, tmp_path, mode,
+                                                             monkeypatch):
+    """``lkrun worker`` with OTEL_EXPORTER_OTLP_ENDPOINT: a job's spans reach the collector when the
+    worker is stopped (the batch exporter's delay is an hour: only the flush at exit sends them)."""
+    import signal
+    import uuid
+
+    from livekit import api
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from room_helpers import Person
+    from test_worker import ECHO, WorkerProc, until
+
+    url, bodies = aiohttp_receiver
+    name = f"wk-otel-{uuid.uuid4().hex[:6]}"
+    bot = tmp_path / f"{name}.yaml"
+    bot.write_text(ECHO.replace("NAME", name))
+    for key, value in {"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_SERVICE_NAME": "lkrun-worker-under-test",
+                       "OTEL_BSP_SCHEDULE_DELAY": "3600000"}.items():
+        monkeypatch.setenv(key, value)  # the worker's environment (and its job processes')
+    worker = WorkerProc(livekit_server, bot, *mode)
+    person = None
+    try:
+        await worker.wait_registered()
+        room = f"room-{uuid.uuid4().hex[:8]}"
+        async with api.LiveKitAPI(livekit_server.url, livekit_server.api_key, livekit_server.api_secret) as lk:
+            await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name=name, room=room))
+        person = await Person(livekit_server, room, "alice").join()
+
+        async def answered():
+            await person.send("ping")
+            try:
+                return await person.next_data(1.0) == {"text": "pong"}
+            except asyncio.TimeoutError:
+                return False
+        try:
+            await until(answered, 30, "the job's answer")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{worker.tail()}") from None
+        await person.leave()  # the job ends with its session
+        person = None
+        assert not bodies  # nothing exported yet: the spans wait in the batch
+        worker.signal(signal.SIGTERM)  # drains (no job left), then exits
+        assert await worker.wait_exit(30) == 0
+        log = worker.tail(80)
+    finally:
+        if person is not None:
+            await person.leave()
+        worker.kill()
+    request = ExportTraceServiceRequest()
+    for body in bodies:
+        request.MergeFromString(body)
+    names = {s.name for rs in request.resource_spans for scope in rs.scope_spans for s in scope.spans}
+    services = {a.value.string_value for rs in request.resource_spans for a in rs.resource.attributes
+                if a.key == "service.name"}
+    assert {"event data_received", "action send", "lkrun.session"} <= names, f"{names}\n{log}"
+    assert services == {"lkrun-worker-under-test"}

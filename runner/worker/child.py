@@ -31,8 +31,9 @@ async def _main(spec, job: dict) -> int:
     bot = BotRuntime(job_spec(spec, job["room"], job["identity"]), JobServer(job["url"], job_token=job["token"]),
                      once=True, trace=trace)
     loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Future] = []  # bot.stop() writes the record and ends the session's span
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.stop()))
+        loop.add_signal_handler(sig, lambda: stopping.append(asyncio.ensure_future(bot.stop())))
     info = JobInfo(id=job["id"], room=job["room"], identity=job["identity"], agent_name="", file=job["file"],
                    token="", room_sid=job.get("room_sid", ""))
 
@@ -45,6 +46,8 @@ async def _main(spec, job: dict) -> int:
         ok, error = await run_bot(bot)
     finally:
         watcher.cancel()
+        if stopping:  # the bot has left: let its stop finish before the loop closes
+            await asyncio.gather(*stopping, return_exceptions=True)
     if not ok:
         _emit(error=error)
     return 0 if ok else 1
@@ -70,7 +73,11 @@ def main() -> int:
         _emit(error=f"{job['file']}: {len(exc.problems)} problem(s) in the bot file")
         return 1
     logs.register_secrets(spec.secrets)
-    return asyncio.run(_main(spec, job))
+    try:
+        return asyncio.run(_main(spec, job))
+    finally:
+        from runner.runtime import telemetry
+        telemetry.shutdown()  # the job's spans still queued in the batch
 
 
 if __name__ == "__main__":

@@ -99,8 +99,14 @@ async def run_bot(bot) -> tuple[bool, str]:
         await bot.run(fatal_first_connect=True)
         return True, ""
     except BotFatal as exc:
-        # The room closing (everyone left, dispatch or room deleted) ends a job normally.
+        # The room closing (everyone left, dispatch or room deleted) ends a job normally: its
+        # session too (the record, session_ended, the session's span), as when the bot sees
+        # everyone leave before the room closes.
         if "removed" in str(exc) and bot.connected_once:
+            from runner.runtime import records
+            if records.current(bot) is not None:
+                await bot.dispatcher.stop()
+                await records.session_ended(bot)
             return True, ""
         return False, str(exc)
     except asyncio.CancelledError:

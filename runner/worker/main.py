@@ -16,7 +16,7 @@ import signal
 import click
 from loguru import logger
 
-from runner.runtime import logs
+from runner.runtime import logs, telemetry
 from runner.worker.jobs import preload
 from runner.worker.ops import Metrics, serve, setup_logging
 from runner.worker.pool import JobPool
@@ -93,6 +93,7 @@ class Worker:
             await self.pool.spares.close()
             if http is not None:
                 await http.cleanup()
+            await asyncio.to_thread(telemetry.shutdown)  # the jobs' spans still queued in the batch
         logger.info("worker stopped")
         return self.exit_code
 
