@@ -80,9 +80,12 @@ def main(folder: Path, quick: bool) -> dict:
     from runner.botfile.template_check import clear_facts
     from runner.botfile.templates import clear_compiled
 
-    def first_check():  # every template unseen: what a file of new templates costs
+    from runner.botfile.check_actions import clear_body_problems
+
+    def first_check():  # every template and action body unseen: what a file never checked costs
         clear_facts()
         clear_compiled()
+        clear_body_problems()
         check_file(folder / "big.yaml")
 
     out["check_big_new"], out["flow_big_2"] = paired(first_check, lambda: FlowConfig.from_yaml(big), count, budget)

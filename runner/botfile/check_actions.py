@@ -391,3 +391,8 @@ def _body_problems(entry, body, where: str, hide: tuple) -> tuple:
         _BODY_PROBLEMS.clear()
     _BODY_PROBLEMS[key] = (entry.body, found)
     return found
+
+
+def clear_body_problems() -> None:
+    """Forget the remembered bodies (the bench measures a file never seen before)."""
+    _BODY_PROBLEMS.clear()
