@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -209,3 +210,57 @@ async def run_bot(livekit_server, tmp_path):
         await asyncio.wait_for(bot.stop(), 5)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def percentile(values, q):
+    """Nearest-rank percentile (q in 0..100); nan for no values."""
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+class Pinger:
+    """A person's pings: {"seq": n} every ``every`` s, each reply timed in the SDK's callback
+    (``received`` decides what a reply is; what people send to the room is skipped)."""
+
+    def __init__(self, person, every: float = 0.1):
+        self.person, self.every = person, every
+        self.sent: dict[int, float] = {}
+        self.rtt: dict[int, float] = {}
+        self.unexpected: list = []
+        person.room.on("data_received", self._on_data)
+
+    def _on_data(self, packet):
+        now = time.monotonic()
+        if packet.topic == PERSON_TOPIC:
+            return
+        try:
+            reply = json.loads(packet.data)
+        except ValueError:
+            self.unexpected.append(packet.data)
+            return
+        self.received(reply, now)
+
+    def received(self, reply, now: float) -> None:
+        try:
+            seq = int(reply["seq"])
+        except (KeyError, TypeError, ValueError):
+            self.unexpected.append(reply)
+            return
+        if seq in self.sent and seq not in self.rtt and reply.get("text", "pong") == "pong":
+            self.rtt[seq] = (now - self.sent[seq]) * 1000
+        else:
+            self.unexpected.append(reply)
+
+    async def run(self, until: asyncio.Event):
+        seq, next_at = 0, time.monotonic()
+        while not until.is_set():
+            seq += 1
+            self.sent[seq] = time.monotonic()
+            await self.person.send({"seq": seq})
+            next_at += self.every
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    def window(self, start: float, end: float) -> list[int]:
+        return [s for s, t in self.sent.items() if start <= t < end]

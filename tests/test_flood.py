@@ -11,7 +11,6 @@ the top functions).
 """
 
 import asyncio
-import json
 import os
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from room_helpers import PERSON_TOPIC, seen_by, wait_for
+from room_helpers import Pinger, percentile, seen_by, wait_for
 
 pytestmark = pytest.mark.livekit
 
@@ -35,51 +34,6 @@ on:
 FLOOD = 2000
 FLOOD_SECONDS = 2.0
 PING_EVERY = 0.1  # 10/s: exactly the sustained rate limit; the burst of 50 absorbs jitter
-
-
-def percentile(values, q):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
-
-
-class Pinger:
-    """quiet's side: {"seq": n} every 100 ms, the matching pong timed in the SDK callback."""
-
-    def __init__(self, person):
-        self.person = person
-        self.sent: dict[int, float] = {}
-        self.rtt: dict[int, float] = {}
-        self.unexpected: list = []
-        person.room.on("data_received", self._on_data)
-
-    def _on_data(self, packet):
-        now = time.monotonic()
-        if packet.topic == PERSON_TOPIC:  # loud's flood, seen by everyone in the room
-            return
-        try:
-            reply = json.loads(packet.data)
-            seq = int(reply["seq"])
-        except (ValueError, KeyError, TypeError):
-            return
-        if seq in self.sent and seq not in self.rtt and reply.get("text") == "pong":
-            self.rtt[seq] = (now - self.sent[seq]) * 1000
-        else:
-            self.unexpected.append(reply)
-
-    async def run(self, until: asyncio.Event):
-        seq = 0
-        next_at = time.monotonic()
-        while not until.is_set():
-            seq += 1
-            self.sent[seq] = time.monotonic()
-            await self.person.send({"seq": seq})
-            next_at += PING_EVERY
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-
-    def window(self, start: float, end: float) -> list[int]:
-        return [s for s, t in self.sent.items() if start <= t < end]
 
 
 LOUD = r"""
@@ -174,7 +128,7 @@ async def test_a_flood_from_one_person_does_not_freeze_another(run_bot, people, 
 
 
 async def flood_while_pinging(bot, quiet, loud):
-    pinger = Pinger(quiet)
+    pinger = Pinger(quiet, PING_EVERY)
     stop = asyncio.Event()
     pings = asyncio.ensure_future(pinger.run(stop))
     await asyncio.sleep(3.0)  # before: 30 pings

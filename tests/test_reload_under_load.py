@@ -8,13 +8,12 @@ so the first pong with the new version is when the reload applied.
 """
 
 import asyncio
-import json
 import os
 import time
 
 import pytest
 
-from room_helpers import PERSON_TOPIC, seen_by, wait_for
+from room_helpers import Pinger, percentile, seen_by, wait_for
 
 pytestmark = [pytest.mark.livekit, pytest.mark.slow]
 
@@ -57,28 +56,16 @@ def save_by_rename(path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def percentile(values, q):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+class ReloadPinger(Pinger):
+    """Pongs carry the bot's version: when the first pong of version 2 came is when the reload applied."""
 
-
-class Pinger:
-    def __init__(self, person):
-        self.person = person
-        self.sent: dict[int, float] = {}
-        self.rtt: dict[int, float] = {}
+    def __init__(self, person, every: float):
+        super().__init__(person, every)
         self.version: dict[int, int] = {}
         self.first_new: float | None = None  # when the first pong with version 2 arrived
         self.reloaded: list = []
-        person.room.on("data_received", self._on_data)
 
-    def _on_data(self, packet):
-        now = time.monotonic()
-        if packet.topic == PERSON_TOPIC:
-            return
-        reply = json.loads(packet.data)
+    def received(self, reply, now: float) -> None:
         if "reloaded" in reply:
             self.reloaded.append(reply)
             return
@@ -87,15 +74,6 @@ class Pinger:
         self.version[seq] = int(reply["version"])
         if self.version[seq] == 2 and self.first_new is None:
             self.first_new = now
-
-    async def run(self, until: asyncio.Event):
-        seq, next_at = 0, time.monotonic()
-        while not until.is_set():
-            seq += 1
-            self.sent[seq] = time.monotonic()
-            await self.person.send({"seq": seq})
-            next_at += PING_EVERY
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
 
 async def test_reloading_a_256k_file_does_not_freeze_the_call(run_bot, people, room_name, tmp_path):
@@ -117,7 +95,7 @@ async def test_reloading_a_256k_file_does_not_freeze_the_call(run_bot, people, r
         alice = await people(room_name, "alice")
         await seen_by(bot, alice)
         await asyncio.sleep(0.5)  # the watch is set up
-        pinger = Pinger(alice)
+        pinger = ReloadPinger(alice, PING_EVERY)
         stop = asyncio.Event()
         pings = asyncio.ensure_future(pinger.run(stop))
         await asyncio.sleep(3.0)  # before
