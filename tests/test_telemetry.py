@@ -191,11 +191,11 @@ def test_tracing_is_off_without_the_variables_and_with_them_turned_off():
 
 
 @pytest.mark.livekit
-@pytest.mark.parametrize("mode", [(), ("--process-per-job",)], ids=["in-process", "process-per-job"])
-async def test_a_worker_sends_its_jobs_spans_before_it_exits(livekit_server, aiohttp_receiver, tmp_path, mode,
-                                                             monkeypatch):
-    """``lkrun worker`` with OTEL_EXPORTER_OTLP_ENDPOINT: a job's spans reach the collector when the
-    worker is stopped (the batch exporter's delay is an hour: only the flush at exit sends them)."""
+async def test_a_worker_sends_its_jobs_spans_before_it_exits(livekit_server, aiohttp_receiver, tmp_path, monkeypatch):
+    """``lkrun worker --process-per-job`` with OTEL_EXPORTER_OTLP_ENDPOINT: a job's spans, its session's
+    too, reach the collector when the worker is stopped (the batch exporter's delay is an hour: only
+    the flush at exit sends them). The job's process used to exit with its session span open. (In the
+    worker's own process the SDK's exit hook flushes as well: that mode is not run here.)"""
     import signal
     import uuid
 
@@ -212,7 +212,7 @@ async def test_a_worker_sends_its_jobs_spans_before_it_exits(livekit_server, aio
     for key, value in {"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_SERVICE_NAME": "lkrun-worker-under-test",
                        "OTEL_BSP_SCHEDULE_DELAY": "3600000"}.items():
         monkeypatch.setenv(key, value)  # the worker's environment (and its job processes')
-    worker = WorkerProc(livekit_server, bot, *mode)
+    worker = WorkerProc(livekit_server, bot, "--process-per-job", "--drain-timeout", "1")
     person = None
     try:
         await worker.wait_registered()
@@ -231,10 +231,8 @@ async def test_a_worker_sends_its_jobs_spans_before_it_exits(livekit_server, aio
             await until(answered, 30, "the job's answer")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{worker.tail()}") from None
-        await person.leave()  # the job ends with its session
-        person = None
         assert not bodies  # nothing exported yet: the spans wait in the batch
-        worker.signal(signal.SIGTERM)  # drains (no job left), then exits
+        worker.signal(signal.SIGTERM)  # drains for 1 s, then stops the job (alice is still there) and exits
         assert await worker.wait_exit(30) == 0
         log = worker.tail(80)
     finally:
