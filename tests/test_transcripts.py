@@ -4,12 +4,14 @@ lk.agent.state, and (same call, to keep voice tests few) the session record with
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import time
 import wave
 
 import pytest
 
-from audio_helpers import Microphone, silence, speech
+from audio_helpers import RATE, Microphone, silence, speech
 
 from runner.connect.tokens import bot_token
 
@@ -33,6 +35,29 @@ on:
   data_received:
     - end: {}
 """
+
+
+def first_sound(pcm, rate: int, threshold: float = 500.0) -> float:
+    """Seconds into ``pcm`` of its first 10 ms louder than ``threshold`` (RMS)."""
+    import numpy as np
+    step = rate // 100
+    for start in range(0, len(pcm) - step + 1, step):
+        if np.sqrt(np.mean(pcm[start:start + step].astype(np.float64) ** 2)) > threshold:
+            return start / rate
+    raise AssertionError("no sound")
+
+
+async def quiet(ears, since: float, seconds: float, timeout: float = 20.0) -> None:
+    """Until no sound louder than RMS 300 has reached ``ears`` for ``seconds`` (after ``since``)."""
+    import numpy as np
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        loud = [t for t, c in ears.chunks if t >= since and c.size and np.sqrt(np.mean(c.astype(np.float64) ** 2)) > 300]
+        if loop.time() - (loud[-1] if loud else since) >= seconds:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the bot kept talking")
 
 
 class Listener:
@@ -87,12 +112,14 @@ async def test_transcripts_agent_state_and_the_record_of_a_call(run_bot, people,
         from audio_helpers import Speaker
         import numpy as np
         ears = Speaker(alice.room, "scribe")  # alice measures the turn herself
-        phrase = speech("Hello there, how are you?")
+        phrase = speech("Hello there how are you")  # one phrase with no pause in it: one turn
         voiced = phrase[:np.nonzero(np.abs(phrase) > 500)[0][-1] + 1]  # up to her last voiced sample
         loop = asyncio.get_running_loop()
+        wall = time.time() - loop.time()  # loop time -> wall clock (the record's)
         await mic.play(silence(0.5))
         await mic.play(voiced)
         spoke_until = loop.time() + mic.source.queued_duration  # when that sample leaves her microphone
+        spoke_from = spoke_until - len(voiced) / RATE + first_sound(voiced, RATE)
         await mic.play(silence(1.5))
 
         said = await listener.final(alice_track, "how are you")
@@ -111,6 +138,8 @@ async def test_transcripts_agent_state_and_the_record_of_a_call(run_bot, people,
         assert states.index("thinking") < states.index("speaking") < len(states) - 1
         assert states[-1] == "listening"
 
+        heard = await ears.first_sound(spoke_until, 5)
+        await quiet(ears, heard, 0.8)  # she has heard the whole answer (it plays out after the bot's frames)
         await alice.send("bye")  # end: the record is written after the bot has left
         for _ in range(200):
             if list(folder.glob("*.json")):
@@ -120,12 +149,20 @@ async def test_transcripts_agent_state_and_the_record_of_a_call(run_bot, people,
         roles = [(line["role"], line["speaker"]) for line in record["transcript"]]
         assert ("user", "alice") in roles and ("bot", "scribe") in roles
         assert record["turns"] and record["turns"][0]["latency_ms"] > 0
-        heard = await ears.first_sound(spoke_until, 5)
         measured = (heard - spoke_until) * 1000
         recorded = [t["latency_ms"] for t in record["turns"]]
-        print(f"turn latency: the record's turns {recorded} ms; alice measured {measured:.0f} ms from the end of "
-              f"her sentence (the VAD may have split it: then her number is the last turn's)")
-        assert record["summary"]["latency_ms"]["max"] >= record["turns"][0]["latency_ms"]
+        print(f"turn latency: the record's turns {recorded} ms; alice measured {measured:.0f} ms from her last "
+              f"voiced sample leaving her microphone to the first sound of the bot she received")
+        turn = record["turns"][0]
+        at = lambda iso: dt.datetime.fromisoformat(iso).timestamp()  # noqa: E731
+        print(f"turn latency: the end of her voice as the bot's VAD heard it {1000 * (at(turn['user_stopped_at']) - wall - spoke_until):+.0f} ms "
+              f"from when it left her, the bot's first sound left it {1000 * (at(turn['bot_started_at']) - wall - heard):+.0f} ms from when she got it; "
+              f"network_ms {turn['network_ms']}")
+        assert len(recorded) == 1, recorded  # one phrase, one turn
+        # the record's turn: the VAD's end of her voice to the bot's first sound leaving it, plus
+        # the way there and back (jitter buffers, round trip) estimated from WebRTC's statistics
+        assert abs(recorded[0] - measured) <= max(0.1 * measured, 60), (recorded, measured)
+        assert record["summary"]["latency_ms"]["max"] == recorded[0]
         assert record["audio"] and record["audio"].endswith(".wav")
         with wave.open(str(folder / record["audio"])) as audio:
             assert audio.getnchannels() == 2 and audio.getsampwidth() == 2
@@ -139,12 +176,15 @@ async def test_transcripts_agent_state_and_the_record_of_a_call(run_bot, people,
               f"left: {caller!r}; right: {bot_side!r}")
         assert "how are you" in caller and "you said" not in caller  # the caller alone on the left
         assert "you said" in bot_side  # the bot on the right
-        import datetime as dt
-        alice = next(p for p in record["participants"] if p["id"] == "alice")
-        present = (dt.datetime.fromisoformat(alice["left_at"] or record["ended_at"])
-                   - dt.datetime.fromisoformat(alice["joined_at"])).total_seconds()
-        print(f"record audio: alice was in the call {present:.2f} s")
-        assert seconds > 2.0
+        # the file's first sample is the session's start, its last the session's end, and what was
+        # said is where it was said: her voice as it left her microphone, the bot's as she heard it
+        assert abs(seconds - record["summary"]["duration"]) < 0.5, (seconds, record["summary"]["duration"])
+        started = dt.datetime.fromisoformat(record["started_at"]).timestamp()
+        her_voice, bot_voice = first_sound(stereo[:, 0], rate), first_sound(stereo[:, 1], rate)
+        print(f"record audio: her voice at {her_voice:.2f} s (she began at {spoke_from + wall - started:.2f} s), "
+              f"the bot's at {bot_voice:.2f} s (she heard it at {heard + wall - started:.2f} s)")
+        assert abs(her_voice - (spoke_from + wall - started)) < 0.5
+        assert abs(bot_voice - (heard + wall - started)) < 0.5
     finally:
         await llm.stop()
 

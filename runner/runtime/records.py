@@ -76,16 +76,21 @@ class SessionRecord:
         self.participants: dict[str, dict] = {}
         self.transcript: deque = deque(maxlen=MAX_TRANSCRIPT)
         self.said_count = {"user": 0, "bot": 0}
-        self.runs: deque = deque(maxlen=MAX_RUNS)
-        self.run_count = 0
+        self.conf = settings(bot.spec)
+        # the runs themselves only when the record is written: the summary needs only their counts,
+        # and 5,000 entries of a session that is never written were ~1 KB each held per bot, the
+        # soak's RSS growth of 1.2 MiB/min with 20 bots (issue 13)
+        self.runs: deque = deque(maxlen=MAX_RUNS if self.conf is not None else 0)
+        self.run_count = self.error_count = self.dropped_count = self.tool_count = 0
         self.turns: list[dict] = []
         self._speech_end: float | None = None  # where the VAD heard the current turn's voice end
         self._rooms: list = []
         self.audio_file: Path | None = None  # the WAV being written (a temp name until the end)
         self._wav = None
         self._wav_format: tuple | None = None
+        self._wav_frames = 0  # frames written so far: the file's position on the call's timeline
+        self._audio_next_at: float | None = None  # wall clock of the recorder's next sample, when told
         self.audio_failed = False
-        self.conf = settings(bot.spec)
         self.name = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(self.started))}-{_safe(bot.spec.name)}-{self.id[:8]}"
 
     # -- people --------------------------------------------------------------------------------
@@ -137,9 +142,11 @@ class SessionRecord:
         self._speech_end = at
 
     def user_turn(self, started: bool, identity: str | None) -> None:
-        """A turn's latency runs from the end of the person's voice (the VAD's stop, less its
-        stop_secs, as pipecat's UserBotLatencyObserver measures) to the bot's first audio; without
-        a VAD stop (no VAD stage) from the turn's end."""
+        """A turn's latency is the time the person waits, as she hears it: from the end of her
+        voice as it reached the bot (the VAD's stop less its stop_secs, as pipecat's
+        UserBotLatencyObserver measures; without a VAD stop, the turn's end) to the bot's first
+        sound as it left the bot (``bot_audible``; else pipecat's BotStartedSpeakingFrame), plus
+        the network's way there and back (``network_delay``: jitter buffers and round trip)."""
         now = time.time()
         if started:
             self._speech_end = None
@@ -149,16 +156,41 @@ class SessionRecord:
         self.turns.append({"participant": identity, "ended_at": end, "bot_started_at": None})
 
     def bot_started(self) -> None:
+        """The bot's audio began (pipecat's BotStartedSpeakingFrame); the turn's answer, unless
+        ``bot_audible`` tells when it was heard."""
         if self.turns and self.turns[-1]["bot_started_at"] is None:
             self.turns[-1]["bot_started_at"] = time.time()
+            self.turns[-1]["heard_at"] = None
+
+    def network_delay(self, seconds: float) -> None:
+        """The current turn's way there and back, estimated from WebRTC's statistics."""
+        if self.turns and self.turns[-1]["bot_started_at"] is not None and "network" not in self.turns[-1]:
+            self.turns[-1]["network"] = seconds
+
+    def bot_audible(self, at: float) -> None:
+        """The first sound of the bot's answer left it at ``at``."""
+        if self.turns and self.turns[-1]["bot_started_at"] is not None and self.turns[-1].get("heard_at", 0) is None:
+            self.turns[-1]["heard_at"] = at
 
     # -- event runs ------------------------------------------------------------------------------
     def on_trace(self, entry) -> None:
         if entry.time >= self.started - 1.0:
             self.run_count += 1
+            self.error_count += entry.outcome is RunOutcome.ERROR
+            self.dropped_count += (entry.dropped or 1) if entry.outcome is RunOutcome.DROPPED else 0
+            self.tool_count += entry.event.startswith("tool:")
             self.runs.append(entry)
 
     # -- audio -------------------------------------------------------------------------------------
+    # The WAV's first sample is the session's start (``started_at``) and its last the session's
+    # end (``ended_at``): silence until the recorder's first sample (it starts with the first
+    # audio anyone sends), where a new generation's recorder starts later than the file has
+    # reached, and from the recorder's last sample to the end; audio placed after the end (the
+    # bot's speech still queued when it left, never heard) is cut off.
+    def audio_started(self, at: float) -> None:
+        """A recorder's first sample is the sound at ``at`` (wall clock)."""
+        self._audio_next_at = at
+
     def audio(self, pcm: bytes, sample_rate: int, channels: int) -> None:
         if self.conf is None or not self.conf["audio"] or self.audio_failed:
             return
@@ -173,11 +205,28 @@ class SessionRecord:
                 self._wav.setframerate(sample_rate)
                 self._wav_format = (sample_rate, channels)
             if (sample_rate, channels) == self._wav_format:
+                at = self._audio_next_at
+                self._audio_next_at = None
+                if at is None and self._wav_frames == 0:  # not told: this piece ends now
+                    at = time.time() - len(pcm) / (2 * channels * sample_rate)
+                if at is not None:
+                    self._silence_until(at - self.started)
                 self._wav.writeframes(pcm)
+                self._wav_frames += len(pcm) // (2 * channels)
         except OSError as exc:
             self.audio_failed = True
             self._close_wav()
             report_error(self.bot, f"session record: cannot write the audio to {self.conf['dir']}: {_reason(exc)}")
+
+    def _silence_until(self, offset: float) -> None:
+        """Silence from the file's position to ``offset`` seconds into the session."""
+        rate, channels = self._wav_format
+        missing = int(round(offset * rate)) - self._wav_frames
+        while missing > 0:
+            frames = min(missing, rate)
+            self._wav.writeframes(bytes(2 * channels * frames))
+            self._wav_frames += frames
+            missing -= frames
 
     def _close_wav(self) -> None:
         wav, self._wav = self._wav, None
@@ -187,9 +236,24 @@ class SessionRecord:
             except OSError:
                 self.audio_failed = True
 
-    def finish_audio(self) -> str | None:
-        """Close the WAV and give it its final name; None without audio."""
+    def finish_audio(self, ended: float | None = None) -> str | None:
+        """Close the WAV, ``ended`` its last sample (silence added up to it, or what lies beyond
+        it cut off), and give it its final name; None without audio."""
+        length = None
+        if self._wav is not None and ended is not None and not self.audio_failed:
+            try:
+                self._silence_until(ended - self.started)
+            except OSError as exc:
+                self.audio_failed = True
+                report_error(self.bot, f"session record: cannot write the audio to {self.conf['dir']}: {_reason(exc)}")
+            length = int(round((ended - self.started) * self._wav_format[0]))
         self._close_wav()
+        if length is not None and self._wav_frames > length and not self.audio_failed:
+            try:
+                _cut_wav(self.audio_file, length)
+                self._wav_frames = length
+            except (OSError, EOFError, wave.Error) as exc:
+                logger.warning(f"[{self.bot.spec.name}] could not cut the session's audio at its end: {exc}")
         part = self.audio_file
         if part is None:
             return None
@@ -206,9 +270,9 @@ class SessionRecord:
         return final.name
 
     # -- the document ------------------------------------------------------------------------------
-    def document(self, audio: str | None = None, ended_by: str = "session") -> dict:
+    def document(self, audio: str | None = None, ended_by: str = "session", ended: float | None = None) -> dict:
         bot, spec = self.bot, self.bot.spec
-        ended = time.time()
+        ended = time.time() if ended is None else ended
         names = bot.state.names
         people = []
         for entry in self.participants.values():
@@ -227,23 +291,21 @@ class SessionRecord:
             if line.get("interrupted"):
                 item["interrupted"] = True
             transcript.append(item)
-        runs, tools, errors, dropped = [], [], 0, 0
+        runs, tools = [], []
         for entry in self.runs:
             item = _run(entry)
-            if entry.outcome is RunOutcome.ERROR:
-                errors += 1
-            if entry.outcome is RunOutcome.DROPPED:
-                dropped += entry.dropped or 1
             if entry.event.startswith("tool:"):
                 tools.append({"name": entry.event[5:], **item})
             else:
                 runs.append(item)
         turns = []
         for turn in self.turns:
-            latency = (None if turn["bot_started_at"] is None
-                       else round((turn["bot_started_at"] - turn["ended_at"]) * 1000, 1))
+            answered = turn.get("heard_at") or turn["bot_started_at"]
+            network = turn.get("network") or 0.0
+            latency = None if answered is None else round((answered - turn["ended_at"] + network) * 1000, 1)
             turns.append({"participant": turn["participant"], "user_stopped_at": _iso(turn["ended_at"]),
-                          "bot_started_at": _iso(turn["bot_started_at"]), "latency_ms": latency})
+                          "bot_started_at": _iso(answered), "latency_ms": latency,
+                          "network_ms": round(network * 1000, 1) if answered is not None else None})
         latencies = [t["latency_ms"] for t in turns if t["latency_ms"] is not None]
         summary = {
             "duration": round(ended - self.started, 3),
@@ -252,9 +314,9 @@ class SessionRecord:
             "user_messages": self.said_count.get("user", 0),
             "bot_messages": self.said_count.get("bot", 0),
             "runs": self.run_count,
-            "errors": errors,
-            "tool_calls": len(tools),
-            "dropped_runs": dropped,
+            "errors": self.error_count,  # all of the session's, also those beyond MAX_RUNS
+            "tool_calls": self.tool_count,
+            "dropped_runs": self.dropped_count,
             "latency_ms": {"average": round(sum(latencies) / len(latencies), 1) if latencies else None,
                            "max": max(latencies) if latencies else None},
         }
@@ -328,6 +390,22 @@ def _run(entry) -> dict:
 def _plain(value):
     """A JSON-able copy (trace values and state are JSON already; this keeps any odd value a string)."""
     return json.loads(json.dumps(value, default=str))
+
+
+def _cut_wav(path: Path, frames: int) -> None:
+    """Keep the first ``frames`` frames of a PCM WAV that the wave module wrote (44-byte header)."""
+    import struct
+    with wave.open(str(path), "rb") as wav:
+        block = wav.getnchannels() * wav.getsampwidth()
+    data = frames * block
+    with open(path, "r+b") as handle:
+        handle.truncate(44 + data)
+        handle.seek(4)
+        handle.write(struct.pack("<I", 36 + data))
+        handle.seek(40)
+        handle.write(struct.pack("<I", data))
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _reason(exc: OSError) -> str:
@@ -450,8 +528,9 @@ async def session_ended(bot) -> None:
     if record is None:
         return
     await asyncio.sleep(0)  # the audio recorder's last piece (its handler runs as a task)
-    audio = record.finish_audio()
-    document = record.document(audio)
+    ended = time.time()
+    audio = record.finish_audio(ended)
+    document = record.document(audio, ended=ended)
     telemetry.session_ended(bot, document["summary"])
     path = await _write(bot, record, document)
     session = {"id": record.id, "transcript": document["transcript"], "summary": document["summary"],
@@ -471,8 +550,9 @@ async def session_stopped(bot) -> Path | None:
     record = _close(bot)
     if record is None:
         return None
-    audio = record.finish_audio()
-    document = record.document(audio, ended_by="stopped")
+    ended = time.time()
+    audio = record.finish_audio(ended)
+    document = record.document(audio, ended_by="stopped", ended=ended)
     telemetry.session_ended(bot, document["summary"])
     return await _write(bot, record, document)
 

@@ -119,6 +119,9 @@ class Conversation:
         if speaking:
             if self.record is not None:
                 self.record.bot_started()
+                room = self._room()
+                if room is not None:
+                    asyncio.ensure_future(self._network_delay(self.record, room))
             self._set_state("speaking")
             return
         self._close_bot_segment(interrupted=False)
@@ -127,6 +130,14 @@ class Conversation:
     def bot_interrupted(self) -> None:
         if self._bot_segment is not None:
             self._close_bot_segment(interrupted=True)
+
+    def bot_audible(self, at: float) -> None:
+        if self.record is not None:
+            self.record.bot_audible(at)
+
+    def audio_started(self, at: float) -> None:
+        if self.record is not None:
+            self.record.audio_started(at)
 
     def audio(self, pcm: bytes, sample_rate: int, channels: int) -> None:
         if self.record is not None:
@@ -155,6 +166,27 @@ class Conversation:
         self.state = state
         if self.publishing:
             self._publish(self._send_state, state)
+
+    @staticmethod
+    async def _network_delay(record, room) -> None:
+        """The way there and back that the bot does not see, from WebRTC's statistics: the person's
+        audio waits in the bot's jitter buffer and the bot's in the person's (taken to be the
+        same), and each crosses to the server and back once (the bot's round-trip time)."""
+        try:
+            stats = await asyncio.wait_for(room.get_rtc_stats(), 2.0)
+        except Exception:  # no statistics: the turn keeps the bot's own time
+            return
+        buffers, rtts = [], []
+        for item in [*stats.publisher_stats, *stats.subscriber_stats]:
+            kind = item.WhichOneof("stats")
+            if kind == "inbound_rtp" and item.inbound_rtp.stream.kind == "audio":
+                inbound = item.inbound_rtp.inbound
+                if inbound.jitter_buffer_emitted_count:
+                    buffers.append(inbound.jitter_buffer_delay / inbound.jitter_buffer_emitted_count)
+            elif kind == "candidate_pair" and item.candidate_pair.candidate_pair.nominated:
+                rtts.append(item.candidate_pair.candidate_pair.current_round_trip_time)
+        if buffers:
+            record.network_delay(2 * max(buffers) + (max(rtts) if rtts else 0.0))
 
     def _publish(self, job, *args) -> None:
         try:

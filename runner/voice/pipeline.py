@@ -111,6 +111,10 @@ async def build_voice_processors(spec, transport, bot) -> list:
             built[kind] = await asyncio.to_thread(build_service, stages[kind], spec)
     bot.services = built
     processors = [transport.input()]
+    recorder = None
+    if spec.session.get("record") and spec.session.get("record_audio"):
+        recorder = audio_recorder(bot)  # at the end: it sees the bot's audio as played
+        processors.append(recorder.input_tap())  # and the caller's as it comes in
     hears = "stt" in built or "vad" in built
     if "stt" in built:
         processors += [built["stt"], SpeakerTap(bot), UserTranscriptTap(bot)]
@@ -138,8 +142,8 @@ async def build_voice_processors(spec, transport, bot) -> list:
     if "tts" in built:
         processors.append(built["tts"])
     processors += [transport.output(), SpeechEvents(bot), BotTranscriptTap(bot)]
-    if spec.session.get("record") and spec.session.get("record_audio"):
-        processors.append(audio_recorder(bot))  # sees the caller's audio and the bot's, as played
+    if recorder is not None:
+        processors.append(recorder)
     if assistant is not None and "llm" in built:
         processors.append(assistant)
     if "stt" in built or "tts" in built:  # before joining: warming up beside the greeting would slow it
