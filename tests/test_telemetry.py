@@ -194,8 +194,9 @@ def test_tracing_is_off_without_the_variables_and_with_them_turned_off():
 async def test_a_worker_sends_its_jobs_spans_before_it_exits(livekit_server, aiohttp_receiver, tmp_path, monkeypatch):
     """``lkrun worker --process-per-job`` with OTEL_EXPORTER_OTLP_ENDPOINT: a job's spans, its session's
     too, reach the collector when the worker is stopped (the batch exporter's delay is an hour: only
-    the flush at exit sends them). The job's process used to exit with its session span open. (In the
-    worker's own process the SDK's exit hook flushes as well: that mode is not run here.)"""
+    the flush at exit sends them). The job's process could exit with its session span open. (In the
+    worker's own process the SDK's exit hook flushes as well: that mode is not run here.) On the way:
+    the job's bot is an AGENT participant to a person's SDK, as LiveKit's components look for it."""
     import signal
     import uuid
 
@@ -231,6 +232,10 @@ async def test_a_worker_sends_its_jobs_spans_before_it_exits(livekit_server, aio
             await until(answered, 30, "the job's answer")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{worker.tail()}") from None
+        # the job's bot is an agent as a participant's SDK sees it (how LiveKit's components find it)
+        from livekit import rtc
+        (job_bot,) = [p for p in person.room.remote_participants.values() if p.identity.startswith(name)]
+        assert job_bot.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
         assert not bodies  # nothing exported yet: the spans wait in the batch
         worker.signal(signal.SIGTERM)  # drains for 1 s, then stops the job (alice is still there) and exits
         assert await worker.wait_exit(30) == 0
