@@ -197,3 +197,39 @@ def test_agent_kind_in_the_token_only_when_asked():
     assert api.TokenVerifier("devkey", "secret").verify(agent).kind == "agent"
     with pytest.raises(ValueError):
         bot_token("devkey", "secret", room="r", identity="b", kind="admin")
+
+
+def test_the_session_audio_runs_from_the_sessions_start_to_its_end(tmp_path):
+    """The record's WAV timeline, without a call: silence before the recorder's first sample and
+    between two connections' recorders, silence up to the end, and what lies past the end cut."""
+    from types import SimpleNamespace
+
+    from runner.runtime.records import SessionRecord
+
+    spec = SimpleNamespace(name="scribe", file=str(tmp_path / "scribe.yaml"),
+                           session={"record": str(tmp_path), "record_audio": True})
+    bot = SimpleNamespace(spec=spec, next_session_id=None, dispatcher=SimpleNamespace(fire=lambda *a, **k: None))
+    record = SessionRecord(bot)
+    rate = 16000
+    tone = lambda seconds: (b"\x10\x00" * 2) * int(seconds * rate)  # noqa: E731  stereo, both sides sound
+
+    record.audio_started(record.started + 1.5)  # the first person published 1.5 s in
+    record.audio(tone(2.0), rate, 2)
+    record.audio(tone(1.0), rate, 2)  # the next piece follows
+    record.audio_started(record.started + 6.0)  # a new connection's recorder, 1.5 s later than the file
+    record.audio(tone(1.0), rate, 2)
+    name = record.finish_audio(record.started + 9.0)
+    with wave.open(str(tmp_path / name)) as audio:
+        import numpy as np
+        pcm = np.frombuffer(audio.readframes(audio.getnframes()), dtype=np.int16).reshape(-1, 2)
+    loud = np.abs(pcm[:, 0]) > 0
+    assert len(pcm) == 9 * rate
+    assert not loud[:int(1.5 * rate)].any() and loud[int(1.5 * rate):int(4.5 * rate)].all()
+    assert not loud[int(4.5 * rate):6 * rate].any() and loud[6 * rate:7 * rate].all() and not loud[7 * rate:].any()
+
+    longer = SessionRecord(bot)  # the bot's queued speech when it left: past the end, cut
+    longer.audio_started(longer.started)
+    longer.audio(tone(3.0), rate, 2)
+    name = longer.finish_audio(longer.started + 2.0)
+    with wave.open(str(tmp_path / name)) as audio:
+        assert audio.getnframes() == 2 * rate and len(audio.readframes(10 * rate)) == 2 * rate * 4
