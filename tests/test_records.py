@@ -271,3 +271,56 @@ async def test_stopping_a_bot_mid_session_writes_its_record_as_the_worker_stops_
     assert record["ended_by"] == "stopped" and [p["id"] for p in record["participants"]] == ["alice"]
     await bot.stop()  # a second stop writes nothing more
     assert list(folder.glob("*.json")) == [path]
+
+
+def _session_of(spec):
+    """A bot just enough for records.session_connected: its trace feeds the record."""
+    from types import SimpleNamespace
+
+    from runner.runtime.trace import Trace
+    bot = SimpleNamespace(spec=spec, trace=Trace(), once=False, state=SimpleNamespace(names={}, room={}, participants={}),
+                          dispatcher=SimpleNamespace(fire=lambda *a, **k: None, tasks=[]),
+                          generation=None, session_record=None)
+    records.session_connected(bot)
+    return bot
+
+
+def _many_runs(bot, count: int) -> None:
+    """``count`` finished runs: every 10th an error, every 100th a tool call, every 1000th 3 dropped."""
+    from runner.runtime.trace import RunOutcome, TraceEntry
+    for i in range(count):
+        entry = TraceEntry(time.time(), bot.spec.name, "tool:lookup" if i % 100 == 0 else "data_received", "ann",
+                           steps=[["send", 7, {"data": {"echo": "x" * 100}}, 0.1]])
+        if i % 1000 == 999:
+            entry.outcome, entry.dropped = RunOutcome.DROPPED, 3
+        elif i % 10 == 9:
+            entry.outcome = RunOutcome.ERROR
+        bot.trace.add(entry)
+
+
+async def test_a_session_that_is_not_recorded_keeps_no_runs_only_their_counts(tmp_path):
+    """Issue 13's soak: every session has a record (for session_ended's summary), and it kept its
+    last 5,000 runs even when nothing is written; ~1 KB each, per bot (RSS +1.2 MiB/min with 20
+    bots at a message a second). Unwritten, it keeps none; the summary still counts them all."""
+    text = "\n".join(line for line in _bot("lobby", tmp_path).splitlines() if not line.startswith("session:"))
+    spec = check_file(_write_bot(tmp_path, text), environ={"HOOK_TOKEN": "x"})
+    assert records.settings(spec) is None
+    bot = _session_of(spec)
+    _many_runs(bot, 6000)
+    record = bot.session_record
+    assert len(record.runs) == 0
+    summary = record.document()["summary"]
+    assert (summary["runs"], summary["errors"], summary["tool_calls"], summary["dropped_runs"]) == (6000, 594, 60, 18)
+
+
+async def test_a_recorded_session_keeps_its_last_runs_and_counts_all_of_them(tmp_path):
+    spec = check_file(_write_bot(tmp_path, _bot("lobby", tmp_path / "records")), environ={"HOOK_TOKEN": "x"})
+    bot = _session_of(spec)
+    await asyncio.sleep(0.1)  # the folder check at the start
+    _many_runs(bot, records.MAX_RUNS + 1000)
+    record = bot.session_record
+    assert len(record.runs) == records.MAX_RUNS
+    document = record.document()
+    assert len(document["runs"]) + len(document["tool_calls"]) == records.MAX_RUNS
+    summary = document["summary"]  # the counts are the session's, not only of the runs kept
+    assert (summary["runs"], summary["errors"], summary["tool_calls"], summary["dropped_runs"]) == (6000, 594, 60, 18)
