@@ -217,25 +217,61 @@ ANSWERS = ("There are seven days in a week.", "I think a spider has six legs.", 
 
 @pytest.mark.livekit
 @pytest.mark.slow
-def test_live_the_spoken_quiz_two_right_and_one_wrong_score_2_and_its_questions_are_heard_in_order(
-        live_server, monkeypatch):
+def test_live_the_spoken_quiz_two_right_and_one_wrong_score_2_and_its_questions_are_heard_in_order(live_server):
     """examples/quiz.yaml in a real room (issue 15): ada hears each question (Whisper on the bot's
     audio), answers it out loud with Piper ("There are seven days in a week.", "I think a spider has
     six legs.", "It is blue."), the bot's own Whisper stt hears her, and its final data message to her
     carries score 2. The case is the file's own ("spoken, ..."); besides its expectations this checks
     what the file cannot say: the three questions were heard in this order, and score 2 was the last
-    data message (after question 1, 2, 3)."""
-    from runner.testing import live
+    data message (after question 1, 2, 3).
+
+    Each attempt runs in a process of its own: once in nine runs at load 13 the livekit SDK aborted
+    the process in native code while the bot's audio source closed after `end` ("malloc(): unsorted
+    double linked list corrupted" in AudioSource.aclose -> FfiHandle.dispose), which would take the
+    whole test session with it. Such an attempt counts as a failed one (tried once more)."""
+    import multiprocessing
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(2):
+        results = context.Queue()
+        child = context.Process(target=_quiz_attempt, args=(live_server, results))
+        child.start()
+        try:
+            found = results.get(timeout=240)
+        except Exception:  # noqa: BLE001 - the child died before it could answer
+            found = None
+        child.join(10)
+        if child.is_alive():
+            child.kill()
+        if found is not None and found["exit_code"] == 0 or attempt == 1:
+            break
+        print(f"live quiz attempt failed (exit {child.exitcode}), trying again:\n"
+              f"{found['output'] if found else '(no result: the process ended)'}")
+    assert found is not None, f"the quiz's process ended with {child.exitcode} before it had a result"
+    print(*found["timeline"], sep="\n")
+    print("the bot heard (its stt; True: a waiting question took it):", *found["answers"], sep="\n  ")
+    assert {"  PASS spoken, two right and one wrong score two", "1 passed, 0 failed"} <= \
+        set(found["output"].splitlines()), found["output"]
     from runner.testing.expect import spoken
-    seen: dict = {}  # the records of each room (an attempt), with the texts as heard
+    transcript = f" {' '.join(spoken(text) for _, text in sorted(found['heard']))} "
+    places = [transcript.find(f" {spoken(words)} ") for words in
+              ("in a week", "spider", "clear day")]  # the case's own words for them
+    assert -1 not in places and places == sorted(places), transcript
+    assert found["data"] == [{"question": 1}, {"question": 2}, {"question": 3}, {"score": 2}], found["data"]
+    assert found["exit_code"] == 0
+
+
+def _quiz_attempt(live_server: str, results) -> None:
+    """One live run of the quiz's spoken case, in a child process; what its room saw goes back."""
+    from runner.runtime.waits import Waits
+    from runner.testing import live
+    seen: list = []  # this room's records, with the texts as heard
     add = live.LiveRecords.add
 
     def keep(self, kind, line=None, source=None, **fields):
         record = add(self, kind, line, source, **fields)
-        seen.setdefault(self, []).append((record, fields.get("text"), dict(fields)))
+        seen.append((record, fields.get("text"), dict(fields)))
         return record
-    monkeypatch.setattr(live.LiveRecords, "add", keep)
-    from runner.runtime.waits import Waits
+    live.LiveRecords.add = keep
     offer, answers = Waits.offer, []
 
     def heard_answer(self, event, participant, variables):  # what the bot's Whisper made of ada's answers
@@ -243,30 +279,22 @@ def test_live_the_spoken_quiz_two_right_and_one_wrong_score_2_and_its_questions_
         if event == "user_said":
             answers.append((variables.get("text"), taken))
         return taken
-    monkeypatch.setattr(Waits, "offer", heard_answer)
+    Waits.offer = heard_answer
     import numpy as np
     live.transcribe(np.zeros(live.EAR_RATE, dtype=np.int16))  # the listener's Whisper loaded, and ada's
     for answer in ANSWERS:  # answers synthesized, before the room: she answers as soon as she has heard
         assert f'text: "{answer}"' in (ROOT / "examples" / "quiz.test.yaml").read_text()
         live.speech(answer)
-    result = voice_run("test", "--live", "--url", live_server, str(ROOT / "examples" / "quiz.test.yaml"),
-                       "--case", "spoken, two right and one wrong")
-    for number, records in enumerate(seen.values(), 1):  # what each attempt's room saw, in time order
-        start = min((r.time for r, _, _ in records), default=0)
-        print(f"attempt {number}:", *[f"  {r.time - start:5.1f} s {r.kind} {f.get('data', text)!r}"
-                                      for r, text, f in sorted(records, key=lambda x: x[0].time)], sep="\n")
-    print("the bot heard (its stt, every attempt; True: a waiting question took it):", *answers, sep="\n  ")
-    records = list(seen.values())[-1]  # the last attempt's room
-    heard = [(r.time, text) for r, text, f in records if r.kind == "say" and f.get("heard")]
-    assert {"  PASS spoken, two right and one wrong score two", "1 passed, 0 failed"} <= \
-        set(result.output.splitlines()), result.output
-    transcript = f" {' '.join(spoken(text) for _, text in sorted(heard))} "
-    places = [transcript.find(f" {spoken(words)} ") for words in
-              ("in a week", "spider", "clear day")]  # the case's own words for them
-    assert -1 not in places and places == sorted(places), transcript
-    data = [f["data"] for r, _, f in sorted(records, key=lambda x: x[0].time) if r.kind == "send"]
-    assert data == [{"question": 1}, {"question": 2}, {"question": 3}, {"score": 2}], data
-    assert result.exit_code == 0
+    result = CliRunner().invoke(main, ["test", "--live", "--url", live_server,
+                                       str(ROOT / "examples" / "quiz.test.yaml"),
+                                       "--case", "spoken, two right and one wrong"])
+    ordered = sorted(seen, key=lambda x: x[0].time)
+    start = ordered[0][0].time if ordered else 0
+    results.put({
+        "output": result.output, "exit_code": result.exit_code, "answers": answers,
+        "timeline": [f"  {r.time - start:5.1f} s {r.kind} {f.get('data', text)!r}" for r, text, f in ordered],
+        "heard": [(r.time, text) for r, text, f in ordered if r.kind == "say" and f.get("heard")],
+        "data": [f["data"] for r, _, f in ordered if r.kind == "send"]})
 
 
 def test_live_speech_is_matched_word_by_word_in_its_spoken_form():
