@@ -60,6 +60,7 @@ class Conversation:
         self._writer = None  # the open TextStreamWriter of the bot's utterance
         self._jobs: asyncio.Queue = asyncio.Queue(maxsize=MAX_QUEUED)
         self._worker: asyncio.Task | None = None
+        self._stats_tasks: set[asyncio.Task] = set()
 
     # -- settings ------------------------------------------------------------------------------
     @property
@@ -121,7 +122,9 @@ class Conversation:
                 self.record.bot_started()
                 room = self._room()
                 if room is not None:
-                    asyncio.ensure_future(self._network_delay(self.record, room))
+                    task = asyncio.ensure_future(self._network_delay(self.record, room))
+                    self._stats_tasks.add(task)  # held until done (the loop keeps only a weak reference)
+                    task.add_done_callback(self._stats_tasks.discard)
             self._set_state("speaking")
             return
         self._close_bot_segment(interrupted=False)
