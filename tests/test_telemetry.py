@@ -194,9 +194,11 @@ def test_tracing_is_off_without_the_variables_and_with_them_turned_off():
 async def test_a_worker_sends_its_jobs_spans_before_it_exits(livekit_server, aiohttp_receiver, tmp_path, monkeypatch):
     """``lkrun worker --process-per-job`` with OTEL_EXPORTER_OTLP_ENDPOINT: a job's spans, its session's
     too, reach the collector when the worker is stopped (the batch exporter's delay is an hour: only
-    the flush at exit sends them). The job's process could exit with its session span open. (In the
-    worker's own process the SDK's exit hook flushes as well: that mode is not run here.) On the way:
-    the job's bot is an AGENT participant to a person's SDK, as LiveKit's components look for it."""
+    the flush at exit sends them). When the server ended a job, its process used to exit with the
+    session span open (bot.stop(), which ends it, was cancelled with the loop): no lkrun.session.
+    (In the worker's own process the SDK's exit hook flushes as well: that mode is not run here.)
+    On the way: the job's bot is an AGENT participant to a person's SDK, as LiveKit's components
+    look for it."""
     import signal
     import uuid
 
@@ -213,7 +215,7 @@ async def test_a_worker_sends_its_jobs_spans_before_it_exits(livekit_server, aio
     for key, value in {"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_SERVICE_NAME": "lkrun-worker-under-test",
                        "OTEL_BSP_SCHEDULE_DELAY": "3600000"}.items():
         monkeypatch.setenv(key, value)  # the worker's environment (and its job processes')
-    worker = WorkerProc(livekit_server, bot, "--process-per-job", "--drain-timeout", "1")
+    worker = WorkerProc(livekit_server, bot, "--process-per-job")
     person = None
     try:
         await worker.wait_registered()
@@ -234,11 +236,16 @@ async def test_a_worker_sends_its_jobs_spans_before_it_exits(livekit_server, aio
             raise AssertionError(f"{exc}\n{worker.tail()}") from None
         # the job's bot is an agent as a participant's SDK sees it (how LiveKit's components find it)
         from livekit import rtc
-        (job_bot,) = [p for p in person.room.remote_participants.values() if p.identity.startswith(name)]
-        assert job_bot.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+
+        async def job_bot():  # a packet can outrun its sender's announcement
+            return [p for p in person.room.remote_participants.values() if p.identity.startswith(name)]
+        (bot_participant,) = await until(job_bot, 10, "the job's bot among the participants")
+        assert bot_participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
         assert not bodies  # nothing exported yet: the spans wait in the batch
-        worker.signal(signal.SIGTERM)  # drains for 1 s, then stops the job (alice is still there) and exits
-        assert await worker.wait_exit(30) == 0
+        await person.leave()  # the room empties: the server ends the job (after its departure timeout)
+        person = None
+        worker.signal(signal.SIGTERM)  # drains: waits for that, then exits
+        assert await worker.wait_exit(60) == 0
         log = worker.tail(80)
     finally:
         if person is not None:
