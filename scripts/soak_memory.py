@@ -9,6 +9,12 @@ slopes of a traced run are not the untraced run's. `--objects 200,500` takes onl
 (a second's pause each). Every soak sample also records ``sys.getallocatedblocks()`` (free):
 Python's live heap blocks, whose slope says whether the growth is Python objects at all.
 
+Tracing starts 220 s before the first snapshot, a whole trace-ring cycle (200 runs a bot at a
+message a second): a bounded structure whose old entries were allocated before tracing began
+shows up as "growth" until they are all replaced (a 30 s lead showed each bot's full ring, and
+pipecat blocks referenced from it, as +2,000 blocks with 10 bots although gc's counts were flat).
+So `--tracemalloc 400,600 --minutes 11` on a quiet machine, or trust the gc counts.
+
 Only Python allocations are seen: when the Python difference is far below the RSS growth, the
 rest is native (the livekit FFI's Rust heap, glibc arenas) and this says so with the numbers.
 """
@@ -35,7 +41,7 @@ def object_counts() -> Counter:
 class MemoryProbe:
     """Snapshots at the given times; the report compares the last one with the first."""
 
-    def __init__(self, times: list[float], trace: bool = True, lead: float = 30.0):
+    def __init__(self, times: list[float], trace: bool = True, lead: float = 220.0):
         self.times = sorted(times)
         self.trace = trace
         self.start_at = max(0.0, self.times[0] - lead)
