@@ -11,8 +11,8 @@ Python's live heap blocks, whose slope says whether the growth is Python objects
 
 Tracing starts 220 s before the first snapshot, a whole trace-ring cycle (200 runs a bot at a
 message a second): a bounded structure whose old entries were allocated before tracing began
-shows up as "growth" until they are all replaced (a 30 s lead showed each bot's full ring, and
-pipecat blocks referenced from it, as +2,000 blocks with 10 bots although gc's counts were flat).
+shows up as "growth" until they are all replaced (with a 30 s lead, 10 bots' full rings showed
+as +1,700 TraceEntry blocks, "now 2,000", although gc's counts were flat).
 So `--tracemalloc 400,600 --minutes 11` on a quiet machine, or trust the gc counts.
 
 Only Python allocations are seen: when the Python difference is far below the RSS growth, the
