@@ -240,7 +240,8 @@ async def test_a_full_disk_at_the_end_of_a_session_is_an_error_event(tmp_path, m
                           generation=None, session_record=None)
     records.session_connected(bot)
     real_open = open
-    monkeypatch.setattr(records, "open", lambda *a, **k: real_open("/dev/full", "w", encoding="utf-8"),
+    from runner.runtime import record_files  # where records are written
+    monkeypatch.setattr(record_files, "open", lambda *a, **k: real_open("/dev/full", "w", encoding="utf-8"),
                         raising=False)
     await asyncio.sleep(0.2)  # the folder check at the start (it passes: the folder is writable)
     await records.session_ended(bot)

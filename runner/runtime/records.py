@@ -23,13 +23,15 @@ import os
 import re
 import time
 import uuid
-import wave
 from collections import deque
 from pathlib import Path
 
 from loguru import logger
 
 from runner.botfile.env import mask
+from runner.runtime.record_audio import SessionAudio
+from runner.runtime.record_files import (check_folder, prune, reason, report_error,  # noqa: F401 - report_error:
+                                         safe_name, write_atomically)  # records.report_error for callers
 from runner.runtime.trace import RunOutcome
 
 VERSION = 1
@@ -60,10 +62,6 @@ def settings(spec) -> dict | None:
             "audio": bool(spec.session.get("record_audio"))}
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "bot"
-
-
 class SessionRecord:
     """What one session did, gathered while it runs."""
 
@@ -85,13 +83,8 @@ class SessionRecord:
         self.turns: list[dict] = []
         self._speech_end: float | None = None  # where the VAD heard the current turn's voice end
         self._rooms: list = []
-        self.audio_file: Path | None = None  # the WAV being written (a temp name until the end)
-        self._wav = None
-        self._wav_format: tuple | None = None
-        self._wav_frames = 0  # frames written so far: the file's position on the call's timeline
-        self._audio_next_at: float | None = None  # wall clock of the recorder's next sample, when told
-        self.audio_failed = False
-        self.name = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(self.started))}-{_safe(bot.spec.name)}-{self.id[:8]}"
+        self.name = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(self.started))}-{safe_name(bot.spec.name)}-{self.id[:8]}"
+        self.sound = SessionAudio(self)
 
     # -- people --------------------------------------------------------------------------------
     def attach(self, room) -> None:
@@ -181,93 +174,15 @@ class SessionRecord:
             self.tool_count += entry.event.startswith("tool:")
             self.runs.append(entry)
 
-    # -- audio -------------------------------------------------------------------------------------
-    # The WAV's first sample is the session's start (``started_at``) and its last the session's
-    # end (``ended_at``): silence until the recorder's first sample (it starts with the first
-    # audio anyone sends), where a new generation's recorder starts later than the file has
-    # reached, and from the recorder's last sample to the end; audio placed after the end (the
-    # bot's speech still queued when it left, never heard) is cut off.
+    # -- audio (``record_audio.py``) -------------------------------------------------------------
     def audio_started(self, at: float) -> None:
-        """A recorder's first sample is the sound at ``at`` (wall clock)."""
-        self._audio_next_at = at
+        self.sound.started_at(at)
 
     def audio(self, pcm: bytes, sample_rate: int, channels: int) -> None:
-        if self.conf is None or not self.conf["audio"] or self.audio_failed:
-            return
-        try:
-            if self._wav is None:
-                folder = self.conf["dir"]
-                folder.mkdir(parents=True, exist_ok=True)
-                self.audio_file = folder / f".{self.name}.wav.part"
-                self._wav = wave.open(str(self.audio_file), "wb")
-                self._wav.setnchannels(channels)
-                self._wav.setsampwidth(2)
-                self._wav.setframerate(sample_rate)
-                self._wav_format = (sample_rate, channels)
-            if (sample_rate, channels) == self._wav_format:
-                at = self._audio_next_at
-                self._audio_next_at = None
-                if at is None and self._wav_frames == 0:  # not told: this piece ends now
-                    at = time.time() - len(pcm) / (2 * channels * sample_rate)
-                if at is not None:
-                    self._silence_until(at - self.started)
-                self._wav.writeframes(pcm)
-                self._wav_frames += len(pcm) // (2 * channels)
-        except OSError as exc:
-            self.audio_failed = True
-            self._close_wav()
-            report_error(self.bot, f"session record: cannot write the audio to {self.conf['dir']}: {_reason(exc)}")
-
-    def _silence_until(self, offset: float) -> None:
-        """Silence from the file's position to ``offset`` seconds into the session."""
-        rate, channels = self._wav_format
-        missing = int(round(offset * rate)) - self._wav_frames
-        while missing > 0:
-            frames = min(missing, rate)
-            self._wav.writeframes(bytes(2 * channels * frames))
-            self._wav_frames += frames
-            missing -= frames
-
-    def _close_wav(self) -> None:
-        wav, self._wav = self._wav, None
-        if wav is not None:
-            try:
-                wav.close()
-            except OSError:
-                self.audio_failed = True
+        self.sound.write(pcm, sample_rate, channels)
 
     def finish_audio(self, ended: float | None = None) -> str | None:
-        """Close the WAV, ``ended`` its last sample (silence added up to it, or what lies beyond
-        it cut off), and give it its final name; None without audio."""
-        length = None
-        if self._wav is not None and ended is not None and not self.audio_failed:
-            try:
-                self._silence_until(ended - self.started)
-            except OSError as exc:
-                self.audio_failed = True
-                report_error(self.bot, f"session record: cannot write the audio to {self.conf['dir']}: {_reason(exc)}")
-            length = int(round((ended - self.started) * self._wav_format[0]))
-        self._close_wav()
-        if length is not None and self._wav_frames > length and not self.audio_failed:
-            try:
-                _cut_wav(self.audio_file, length)
-                self._wav_frames = length
-            except (OSError, EOFError, wave.Error) as exc:
-                logger.warning(f"[{self.bot.spec.name}] could not cut the session's audio at its end: {exc}")
-        part = self.audio_file
-        if part is None:
-            return None
-        if self.audio_failed:
-            _unlink(part)
-            return None
-        final = part.with_name(f"{self.name}.wav")
-        try:
-            os.replace(part, final)
-        except OSError as exc:
-            _unlink(part)
-            report_error(self.bot, f"session record: cannot write the audio to {final.parent}: {_reason(exc)}")
-            return None
-        return final.name
+        return self.sound.finish(ended)
 
     # -- the document ------------------------------------------------------------------------------
     def document(self, audio: str | None = None, ended_by: str = "session", ended: float | None = None) -> dict:
@@ -392,88 +307,6 @@ def _plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def _cut_wav(path: Path, frames: int) -> None:
-    """Keep the first ``frames`` frames of a PCM WAV that the wave module wrote (44-byte header)."""
-    import struct
-    with wave.open(str(path), "rb") as wav:
-        block = wav.getnchannels() * wav.getsampwidth()
-    data = frames * block
-    with open(path, "r+b") as handle:
-        handle.truncate(44 + data)
-        handle.seek(4)
-        handle.write(struct.pack("<I", 36 + data))
-        handle.seek(40)
-        handle.write(struct.pack("<I", data))
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
-
-
-def report_error(bot, message: str) -> None:
-    """A record that cannot be written is the bot's `error` event (and a log line), never a crash."""
-    logger.error(f"[{bot.spec.name}] {message}")
-    bot.dispatcher.fire("error", None, extra={"error": {"message": message, "event": None, "action": None,
-                                                        "line": None, "file": bot.spec.file}})
-
-
-# -- files ------------------------------------------------------------------------------------------
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``path`` so that readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        _unlink(temp)
-        raise
-
-
-def check_folder(folder: Path) -> None:
-    """Raise OSError when records cannot be written into ``folder`` (made if missing)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    probe = folder / f".lkrun-write-check-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    probe.write_bytes(b"")
-    probe.unlink()
-
-
-def prune(folder: Path, bot_name: str, keep_days: float | None, max_files: int | None, now: float | None = None) -> list[str]:
-    """Delete this bot's records (and their audio) older than keep_days, then all but the newest
-    max_files; returns the names deleted. Other files in the folder are never touched."""
-    if not keep_days and not max_files:
-        return []
-    pattern = re.compile(rf"^(\d{{8}}T\d{{6}}Z-{re.escape(_safe(bot_name))}-[0-9a-f]{{8}})\.json$")
-    records = sorted((m.group(1), p) for p in folder.iterdir() if (m := pattern.match(p.name)))
-    now = time.time() if now is None else now
-    doomed = []
-    for stem, path in records:
-        try:
-            if keep_days and now - path.stat().st_mtime > keep_days * 86400:
-                doomed.append(stem)
-        except OSError:
-            continue
-    kept = [stem for stem, _ in records if stem not in doomed]
-    if max_files and len(kept) > max_files:
-        doomed += kept[:len(kept) - max_files]
-    for stem in doomed:
-        for suffix in (".json", ".wav"):
-            _unlink(folder / f"{stem}{suffix}")
-    return doomed
-
-
 # -- the session's hooks (called by BotRuntime) ------------------------------------------------------
 def current(bot) -> SessionRecord | None:
     return getattr(bot, "session_record", None)
@@ -501,7 +334,7 @@ async def _check_folder(bot, folder: Path) -> None:
     try:
         await asyncio.to_thread(check_folder, folder)
     except OSError as exc:
-        report_error(bot, f"session record: cannot write to {folder}: {_reason(exc)}")
+        report_error(bot, f"session record: cannot write to {folder}: {reason(exc)}")
 
 
 def _close(bot) -> SessionRecord | None:
@@ -566,12 +399,12 @@ async def _write(bot, record: SessionRecord, document: dict) -> Path | None:
     try:
         await asyncio.to_thread(write_atomically, path, text)
     except OSError as exc:
-        report_error(bot, f"session record: cannot write {path.name} to {path.parent}: {_reason(exc)}")
+        report_error(bot, f"session record: cannot write {path.name} to {path.parent}: {reason(exc)}")
         return None
     try:
         await asyncio.to_thread(prune, conf["dir"], bot.spec.name, conf["keep_days"], conf["max_files"])
     except OSError as exc:
-        logger.warning(f"[{bot.spec.name}] could not prune old session records: {_reason(exc)}")
+        logger.warning(f"[{bot.spec.name}] could not prune old session records: {reason(exc)}")
     logger.info(f"[{bot.spec.name}] session record written: {path}")
     return path
 
