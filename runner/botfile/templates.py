@@ -42,7 +42,9 @@ class TemplateError(Exception):
 
 def is_template(text: str) -> bool:
     """Plain strings stay plain: only text with Jinja markup is compiled."""
-    return isinstance(text, str) and any(m in text for m in ("{{", "{%", "{#"))
+    # the commonest string has no brace at all: one scan, no generator (a reload's check calls this
+    # for every string of the file; py-spy put the generator form at 17 % of a 1,000-action reload)
+    return isinstance(text, str) and "{" in text and ("{{" in text or "{%" in text or "{#" in text)
 
 
 def _refuse_size(size: int, limit: int, what: str) -> None:
