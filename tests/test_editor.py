@@ -418,7 +418,7 @@ async def test_drafts_survive_a_new_playground(served, bot_dir, tmp_path):
 @pytest.mark.timeout(240)
 async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromium(bot_dir, tmp_path, capsys, beep_action,
                                                                                  monkeypatch):
-    from test_playground import Browser, browser_ready, write_wav
+    from test_playground import Browser, browser_ready, page_problems, write_wav
     import numpy as np
     browser_ready()
     shots = Path(os.environ.get("LKRUN_PLAYGROUND_SCREENSHOTS") or tmp_path)
@@ -540,8 +540,7 @@ async def test_the_editor_checks_completes_saves_and_reloads_in_headless_chromiu
         assert len(kept) == 1 and kept[0].suffix == ".txt" and kept[0].read_text().endswith("Bye! See you.")
         assert (bot_dir / KEY).read_text() == theirs
         assert await browser.call("eval", expr="window.playground.editor.view.state.doc.toString()") == theirs
-        problems = [c for c in browser.console if (c.startswith(("error", "pageerror")) or "Content Security Policy" in c)
-                    and "status of 409 (Conflict)" not in c]  # the conflict answer itself, logged by Chromium
+        problems = page_problems(browser.console, allowed=("status of 409 (Conflict)",))  # the conflict answer itself
         assert not problems, problems
     finally:
         if browser is not None:
@@ -574,7 +573,7 @@ async def test_a_file_broken_at_start_is_listed_fixed_in_the_page_and_then_runs(
                                                                                 monkeypatch, capsys, people):
     """`lkrun bots/` with one broken file: the page lists it, opens it with lkrun's own problem,
     the person fixes it there and saves, the bot starts, and the page can join it."""
-    from test_playground import Browser, browser_ready, write_wav
+    from test_playground import Browser, browser_ready, page_problems, write_wav
     import numpy as np
 
     from runner.botfile.files import check_many
@@ -665,9 +664,7 @@ async def test_a_file_broken_at_start_is_listed_fixed_in_the_page_and_then_runs(
         left = await browser.call("eval", expr="[...document.querySelectorAll('#messages li.system')]"
                                                ".some(li => li.textContent.startsWith('left the room'))")
         assert not left
-        problems = [c for c in browser.console if c.startswith(("error", "pageerror"))
-                    or "Content Security Policy" in c]
-        problems = [c for c in problems if "409 (Conflict)" not in c]
+        problems = page_problems(browser.console, allowed=("409 (Conflict)",))
         assert not problems, problems
     finally:
         if browser is not None:
