@@ -475,12 +475,10 @@ async def soak(args) -> int:
     started = time.monotonic()
     samples: list[dict] = []
     probe = None
-    if args.tracemalloc:
+    if args.tracemalloc or args.objects:
         from soak_memory import MemoryProbe  # scripts/soak_memory.py
-        probe = MemoryProbe([float(t) for t in args.tracemalloc.split(",")])
-    elif args.objects:
-        from soak_memory import MemoryProbe
-        probe = MemoryProbe([float(t) for t in args.objects.split(",")], trace=False)
+        probe = MemoryProbe([float(t) for t in (args.tracemalloc or args.objects).split(",")],
+                            trace=bool(args.tracemalloc))
     code = 1
     try:
         for i in range(args.bots):
@@ -513,8 +511,7 @@ async def soak(args) -> int:
             sample = {"t": round(now - t0, 1), "rss_mib": status["VmRSS"] / 1024, "threads": status["Threads"],
                       "fds": len(os.listdir("/proc/self/fd")), "tasks": len(asyncio.all_tasks()),
                       "py_blocks": sys.getallocatedblocks(),
-                      **{k: 0 for k in ("sent", "answered", "lost", "wrong", "late", "voice_turns",
-                                        "voice_answered", "voice_lost", "voice_silent")},
+                      **{k: 0 for k in ("sent", "answered", "lost", "wrong", "late", *VOICE_KEYS)},
                       "p50_ms": float("nan"), "p99_ms": float("nan"), **people_side}
             samples.append(sample)
             if probe is not None:

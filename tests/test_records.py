@@ -17,7 +17,7 @@ from test_supervisor import lkrun  # noqa: F401  (fixture: a real lkrun process)
 
 from runner.botfile.check import check_file
 from runner.botfile.errors import ConfigError
-from runner.runtime import records
+from runner.runtime import record_files, records
 
 pytestmark = pytest.mark.livekit
 
@@ -171,9 +171,9 @@ def test_prune_keeps_the_newest_and_drops_the_old(tmp_path):
         names.append(name)
     (tmp_path / "notes.json").write_text("{}")  # not a record: never touched
     (tmp_path / f"{time.strftime('%Y%m%dT%H%M%SZ')}-other-00000000.json").write_text("{}")  # another bot's
-    records.prune(tmp_path, "bot", keep_days=3.5, max_files=None, now=now)
+    record_files.prune(tmp_path, "bot", keep_days=3.5, max_files=None, now=now)
     assert sorted(p.stem for p in tmp_path.glob("*-bot-*.json")) == sorted(names[:4])
-    records.prune(tmp_path, "bot", keep_days=None, max_files=2, now=now)
+    record_files.prune(tmp_path, "bot", keep_days=None, max_files=2, now=now)
     assert sorted(p.stem for p in tmp_path.glob("*-bot-*.json")) == sorted(names[:2])
     assert not (tmp_path / f"{names[3]}.wav").exists()
     assert (tmp_path / "notes.json").exists() and len(list(tmp_path.glob("*-other-*"))) == 1
@@ -181,14 +181,14 @@ def test_prune_keeps_the_newest_and_drops_the_old(tmp_path):
 
 def test_write_is_atomic_and_leaves_no_temp_file_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "r.json"
-    records.write_atomically(target, '{"a": 1}')
+    record_files.write_atomically(target, '{"a": 1}')
     assert json.loads(target.read_text()) == {"a": 1}
 
     def full(*_args):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(records.os, "replace", full)
+    monkeypatch.setattr(record_files.os, "replace", full)
     with pytest.raises(OSError):
-        records.write_atomically(target, '{"a": 2}')
+        record_files.write_atomically(target, '{"a": 2}')
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
@@ -240,7 +240,6 @@ async def test_a_full_disk_at_the_end_of_a_session_is_an_error_event(tmp_path, m
                           generation=None, session_record=None)
     records.session_connected(bot)
     real_open = open
-    from runner.runtime import record_files  # where records are written
     monkeypatch.setattr(record_files, "open", lambda *a, **k: real_open("/dev/full", "w", encoding="utf-8"),
                         raising=False)
     await asyncio.sleep(0.2)  # the folder check at the start (it passes: the folder is writable)

@@ -30,8 +30,7 @@ from loguru import logger
 
 from runner.botfile.env import mask
 from runner.runtime.record_audio import SessionAudio
-from runner.runtime.record_files import (check_folder, prune, reason, report_error,  # noqa: F401 - report_error:
-                                         safe_name, write_atomically)  # records.report_error for callers
+from runner.runtime.record_files import check_folder, prune, reason, report_error, safe_name, write_atomically
 from runner.runtime.trace import RunOutcome
 
 VERSION = 1

@@ -14,8 +14,9 @@ from pipecat.frames.frames import (BotStartedSpeakingFrame, BotStoppedSpeakingFr
                                    LLMContextUserTurnFrame, TranscriptionFrame)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from runner.botfile.sections import SESSION_DEFAULTS
 from runner.voice.services import build_service, warm_up
-from runner.voice.transcripts import BotTranscriptTap, LLMStateTap, UserTranscriptTap, audio_recorder, sink_of
+from runner.voice.transcripts import BotTranscriptTap, LLMStateTap, UserTranscriptTap, audio_recorder, tell
 
 
 class SpeakerTap(FrameProcessor):
@@ -99,7 +100,7 @@ def _turn_strategies(session: dict):
         stop = [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)]
     else:
         from pipecat.turns.user_stop.speech_timeout_user_turn_stop_strategy import SpeechTimeoutUserTurnStopStrategy
-        stop = [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=float(session.get("speech_timeout", 0.3)))]
+        stop = [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=float(session.get("speech_timeout", SESSION_DEFAULTS["speech_timeout"])))]
     return UserTurnStrategies(start=start, stop=stop)
 
 
@@ -169,20 +170,12 @@ def _context(spec):
 def _wire_turn_events(user, bot) -> None:
     @user.event_handler("on_user_turn_started")
     async def _started(_agg, _strategy):
-        _turn_to_sink(bot, True, getattr(bot, "last_speaker", None))
+        tell(bot, "user_turn", True, getattr(bot, "last_speaker", None))
         bot.dispatcher.fire("user_turn_started", getattr(bot, "last_speaker", None))
 
     @user.event_handler("on_user_turn_stopped")
     async def _stopped(_agg, _strategy, message):
         speaker = getattr(message, "user_id", None) or getattr(bot, "last_speaker", None)
-        _turn_to_sink(bot, False, speaker)
+        tell(bot, "user_turn", False, speaker)
         bot.dispatcher.fire("user_turn_stopped", speaker, text=getattr(message, "content", None))
 
-
-def _turn_to_sink(bot, started: bool, speaker) -> None:
-    sink = sink_of(bot)
-    if sink is not None:
-        try:
-            sink.user_turn(started, speaker)
-        except Exception:  # the transcript never breaks a turn
-            pass

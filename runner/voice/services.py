@@ -11,6 +11,7 @@ import importlib
 import os
 
 from runner.botfile import catalog
+from runner.botfile.sections import SESSION_DEFAULTS
 from runner.botfile.templates import render_value
 
 
@@ -171,7 +172,7 @@ def warm_up(services: dict, extra=()) -> None:
 def build_vad(settings: dict, spec):
     from pipecat.audio.vad.silero import SileroVADAnalyzer
     from pipecat.audio.vad.vad_analyzer import VADParams
-    params = {"stop_secs": float(spec.session.get("vad_stop_secs", 0.5)), **settings}
+    params = {"stop_secs": float(spec.session.get("vad_stop_secs", SESSION_DEFAULTS["vad_stop_secs"])), **settings}
     return SileroVADAnalyzer(params=VADParams(**params))
 
 

@@ -13,10 +13,9 @@ import asyncio
 import time
 from typing import Protocol
 
-from pipecat.frames.frames import (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, InterimTranscriptionFrame,
-                                   InputAudioRawFrame, InterruptionFrame, LLMFullResponseStartFrame, OutputAudioRawFrame, TranscriptionFrame,
-                                   TTSTextFrame,
-                                   VADUserStoppedSpeakingFrame)
+from pipecat.frames.frames import (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, InputAudioRawFrame,
+                                   InterimTranscriptionFrame, InterruptionFrame, LLMFullResponseStartFrame,
+                                   OutputAudioRawFrame, TranscriptionFrame, TTSTextFrame, VADUserStoppedSpeakingFrame)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 
@@ -215,7 +214,7 @@ def audio_recorder(bot, sample_rate: int = 16000, seconds: float = 5.0):
                 at = time.time()
                 if isinstance(frame, InputAudioRawFrame):  # it arrives once it has been heard
                     at -= len(audio) / (2 * max(1, frame.num_channels) * (frame.sample_rate or sample_rate))
-                _tell(bot, "audio_started", at)
+                tell(bot, "audio_started", at)
             self._bot_frame = bool(audio) and isinstance(frame, OutputAudioRawFrame)
             try:
                 await super()._process_recording(frame)
@@ -286,7 +285,8 @@ class _RecorderInput(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-def _tell(bot, what: str, *args) -> None:
+def tell(bot, what: str, *args) -> None:
+    """Call the bot's conversation sink, if it has one; the sink never breaks the pipeline."""
     sink = sink_of(bot)
     if sink is not None:
         try:
