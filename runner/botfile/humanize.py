@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import jsonschema
-
+from runner.botfile import schema_gate
 from runner.botfile.errors import closest, did_you_mean
 from runner.botfile.registry import TEMPLATE
 
@@ -39,8 +38,10 @@ def _expected(types) -> str:
 
 
 @lru_cache(maxsize=512)
-def _validator_for(schema_id: int, schema_json: str):
+def _validator_for(schema_json: str):
     import json
+
+    import jsonschema  # only when something is wrong (see schema_gate): its import is most of a cold check
     return jsonschema.Draft202012Validator(json.loads(schema_json),
                                            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
@@ -48,20 +49,25 @@ def _validator_for(schema_id: int, schema_json: str):
 _BY_IDENTITY: dict[int, tuple] = {}
 
 
-def validator(schema: dict):
-    """A validator per schema: registry schemas are long-lived objects, so look them up by identity
-    first (serialising a schema for every action checked was a third of a big bot's check time)."""
+def prepared(schema: dict) -> tuple[str, dict]:
+    """-> (canonical JSON, schema with lkrun's shared $defs). Registry schemas are long-lived
+    objects, so look them up by identity first (serialising a schema for every action checked
+    was a third of a big bot's check time)."""
     hit = _BY_IDENTITY.get(id(schema))
     if hit is not None and hit[0] is schema:
         return hit[1]
     import json
-    text = json.dumps({**schema, "$defs": {**schema.get("$defs", {}), "template": TEMPLATE,
-                                           "action": {}}}, sort_keys=True)
-    found = _validator_for(hash(text), text)
+    full = {**schema, "$defs": {**schema.get("$defs", {}), "template": TEMPLATE, "action": {}}}
+    found = (json.dumps(full, sort_keys=True), full)
     if len(_BY_IDENTITY) > 4096:
         _BY_IDENTITY.clear()
     _BY_IDENTITY[id(schema)] = (schema, found)
     return found
+
+
+def validator(schema: dict):
+    """The jsonschema validator for ``schema`` (with lkrun's shared $defs)."""
+    return _validator_for(prepared(schema)[0])
 
 
 def _is_template(value) -> bool:
@@ -93,7 +99,7 @@ def _suggest(value, options: list[str]) -> str:
     return f" (did you mean '{same[0]}'?)" if same else did_you_mean(str(value), options)
 
 
-def humanize(error: jsonschema.ValidationError, where: str,
+def humanize(error, where: str,
              hide: tuple = ()) -> list[tuple[tuple, str, str | None, bool]]:
     """-> [(relative path, message, hint, points_at_key)] for one jsonschema error.
 
@@ -116,7 +122,7 @@ def humanize(error: jsonschema.ValidationError, where: str,
 class _Found:
     """One schema error and how to name where it is."""
 
-    error: jsonschema.ValidationError
+    error: object  # a jsonschema.ValidationError
     where: str
     hide: tuple
     path: tuple
@@ -141,7 +147,8 @@ def _alternatives(f: _Found) -> list:
         return f.one(f"{f.label}: expected {_expected(sorted(set(wanted), key=wanted.index))}, "
                      f"got {describe(f.value)}", _type_hint(f.value, wanted, _key(f.where, f.shown)))
     if branches:
-        return humanize(jsonschema.exceptions.best_match(branches), f.where, f.hide)
+        from jsonschema.exceptions import best_match
+        return humanize(best_match(branches), f.where, f.hide)
     return f.one(f"{f.label}: {describe(f.value)} is not allowed here")
 
 
@@ -221,14 +228,17 @@ def _type_hint(value, wanted, key: str | None = None) -> str | None:
     return None
 
 
-def _is_template_branch(error: jsonschema.ValidationError) -> bool:
+def _is_template_branch(error) -> bool:
     return "template" in str(error.schema.get("$ref", "")) or error.schema is TEMPLATE or \
         error.schema.get("pattern") == TEMPLATE["pattern"]
 
 
 def validate(schema: dict, instance, where: str, *, hide: tuple = ()):
     """Every problem in ``instance``, humanized, in document order."""
+    text, full = prepared(schema)
+    if schema_gate.accepts(text, full, instance):
+        return []
     found = []
-    for error in validator(schema).iter_errors(instance):
+    for error in _validator_for(text).iter_errors(instance):
         found.extend(humanize(error, where, hide))
     return found

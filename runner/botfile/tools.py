@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from runner.botfile import humanize
+from runner.botfile import humanize, schema_gate
 from runner.botfile.check_actions import ActionChecker
 from runner.botfile.errors import did_you_mean
 from runner.botfile.events import PARTICIPANT
@@ -95,7 +95,33 @@ def _schema_problem(text: str):
     return _meta_check(json.loads(text))
 
 
+_TYPES = ["object", "array", "string", "number", "integer", "boolean", "null"]
+_COUNT = {"type": "integer", "minimum": 0}
+# The JSON Schema that tool parameters are in nearly every bot file: every document it accepts is a
+# valid Draft 2020-12 schema (tests/test_schema_gate.py checks that on generated ones), so such
+# parameters need no meta-schema check and no jsonschema import. Anything else gets the full check.
+PLAIN_PARAMETERS = {
+    "$ref": "#/$defs/node",
+    "$defs": {"node": {"type": "object", "additionalProperties": False, "properties": {
+        "type": {"anyOf": [{"enum": _TYPES},
+                           {"type": "array", "items": {"enum": _TYPES}, "minItems": 1, "uniqueItems": True}]},
+        "description": {"type": "string"}, "title": {"type": "string"},
+        "enum": {"type": "array"}, "const": {}, "default": {}, "examples": {"type": "array"},
+        "properties": {"type": "object", "additionalProperties": {"$ref": "#/$defs/node"}},
+        "required": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        "items": {"$ref": "#/$defs/node"},
+        "additionalProperties": {"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/node"}]},
+        **{k: {"type": "number"} for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")},
+        **{k: _COUNT for k in ("minLength", "maxLength", "minItems", "maxItems")},
+        "pattern": {"type": "string", "format": "regex"},
+    }}},
+}
+_PLAIN_TEXT = json.dumps(PLAIN_PARAMETERS, sort_keys=True)
+
+
 def _meta_check(parameters: dict):
+    if schema_gate.accepts(_PLAIN_TEXT, PLAIN_PARAMETERS, parameters):
+        return None
     import jsonschema
     try:
         jsonschema.Draft202012Validator.check_schema(parameters)
