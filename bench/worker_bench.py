@@ -96,7 +96,8 @@ async def _agent_in(lk, room: str) -> bool:
 
 
 async def measure_mode(server, folder: Path, mode: str, *, dispatches: int, concurrent: int, bot: str,
-                       say=print) -> dict:
+                       say=print, settle: float = 1.0) -> dict:
+    """``settle``: seconds for memory to settle before each reading (idle, then with the jobs)."""
     from runner.host.devserver import free_port
     name = f"wb-{mode[:2]}-{uuid.uuid4().hex[:6]}"
     path = botfiles.render(bot, folder, "unused", name=name)
@@ -130,14 +131,14 @@ async def measure_mode(server, folder: Path, mode: str, *, dispatches: int, conc
             await _until(idle, 30, "the job to end", 0.05)
         connected = [float(m) for m in JOINED.findall(worker.log_path.read_text(errors="replace"))]
 
-        await asyncio.sleep(2.0)  # let the worker (and its spare) settle
+        await asyncio.sleep(2 * settle)  # let the worker (and its spare) settle
         pss0, rss0 = _mem_mb(worker.pid)
         rooms = [f"wbm-{uuid.uuid4().hex[:8]}" for _ in range(concurrent)]
         base = (await _metrics(port))["lkrun_worker_job_join_seconds_count"]
         for room in rooms:
             await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name=name, room=room))
         await _until(lambda: _joined(port, base + concurrent), 120, f"{concurrent} bots to connect", 0.1)
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(3 * settle)
         pss1, rss1 = _mem_mb(worker.pid)
         processes = 1 + len(_children(worker.pid))
         for room in rooms:
@@ -162,10 +163,11 @@ async def _joined(port: int, count: float) -> bool:
 
 async def run(ctx, report) -> None:
     """The bench scenario: both modes, fewer samples with --quick."""
-    dispatches, concurrent = (5, 3) if ctx.quick else (50, 20)  # quick: the CI smoke run stays under 2 min
+    # quick: the CI smoke run stays under 2 min (a process-per-job dispatch alone is ~3 s)
+    dispatches, concurrent, settle = (2, 2, 0.25) if ctx.quick else (50, 20, 1.0)
     for mode in MODES:
         r = await measure_mode(ctx.server, ctx.folder(f"worker-{mode}"), mode, dispatches=dispatches,
-                               concurrent=concurrent, bot="data_echo", say=lambda text: None)
+                               concurrent=concurrent, bot="data_echo", say=lambda text: None, settle=settle)
         s = r["in_room_ms"]
         report.row("dispatch -> bot in room", mode, s["p50"], "ms", p95=s["p95"], n=s["n"],
                    connected_p50_ms=r["connected_ms"]["p50"])

@@ -54,6 +54,7 @@ REPLY_TIMEOUT = 15.0  # no reply by then: lost (a slow reply on a busy machine i
 LATE_MS = 1000.0
 VOICE_TIMEOUT = 30.0  # end of speech -> the transcript back
 VOICE_EVERY = 20.0
+PEOPLE_PER_PROCESS = 5
 QUESTION = "What is the weather like today?"
 
 DATA_BOT = """
@@ -79,6 +80,11 @@ on:
       do:
         - send: {to: "{{ participant.id }}", data: {heard: "{{ text }}"}}
         - say: It is sunny and warm today.
+  # so a lost turn says where it was lost: never heard as speech, or heard and not transcribed
+  user_turn_started:
+    - send: {data: {turn: started}}
+  user_turn_stopped:
+    - send: {data: {turn: stopped}}
 """
 
 
@@ -247,14 +253,19 @@ class VoiceCaller:
         self.turns = self.answered = self.lost = self.silent = 0
         self.misheard: list[str] = []  # transcripts without "weather" (Whisper hears Piper word for word)
         self.latencies: list[float] = []  # end of speech -> transcript back as data
+        self.marks: list[tuple[float, str]] = []  # the bot's user_turn_started/stopped, as it saw them
         self.room.on("data_received", self._on_data)
         self.ear = Ear(self.room, "talker")
 
     def _on_data(self, packet) -> None:
         try:
-            self.heard.put_nowait((time.monotonic(), json.loads(packet.data)))
+            message = json.loads(packet.data)
         except ValueError:
-            pass
+            return
+        if isinstance(message, dict) and "turn" in message:
+            self.marks.append((time.monotonic(), str(message["turn"])))
+        else:
+            self.heard.put_nowait((time.monotonic(), message))
 
     async def join(self) -> None:
         from audio_helpers import Microphone
@@ -264,6 +275,7 @@ class VoiceCaller:
         self.mic = await Microphone(self.room).publish()
 
     async def turn(self, count: bool = True) -> None:
+        began = time.monotonic()
         await self.mic.play(speech(QUESTION))
         ended = time.monotonic()
         await self.mic.play(silence(0.3))
@@ -276,6 +288,10 @@ class VoiceCaller:
             except asyncio.TimeoutError:
                 if count:
                     self.lost += 1
+                    seen = [f"{what} at {at - ended:+.1f} s" for at, what in self.marks if at >= began]
+                    print(f"voice turn {self.turns} lost: no transcript within {VOICE_TIMEOUT:g} s of the end of "
+                          f"speech; the bot's turn events since it began: {', '.join(seen) or 'none'}",
+                          file=sys.stderr, flush=True)
                 else:
                     raise RuntimeError("the voice bot never answered the first question")
                 return
@@ -340,7 +356,7 @@ def counters(callers, voice) -> dict:
         caller.latencies.clear()
     return {"sent": sum(c.sent for c in callers), "answered": sum(c.answered for c in callers),
             "lost": sum(c.lost for c in callers), "wrong": sum(c.wrong for c in callers),
-            "late": sum(c.late for c in callers), "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
+            "late": sum(c.late for c in callers), "latencies_ms": [round(x, 1) for x in lat],
             "voice_turns": voice.turns if voice else 0, "voice_answered": voice.answered if voice else 0,
             "voice_lost": voice.lost if voice else 0, "voice_silent": voice.silent if voice else 0}
 
@@ -354,7 +370,8 @@ async def people(args) -> int:
     one measured, and its event loop is not shared with 20 SDK clients and a microphone."""
     from runner.connect.endpoint import Server
     server = Server(args.url, args.api_key, args.api_secret)
-    callers = [DataCaller(server, f"soak-{args.stamp}-{i}", f"soak{i}", i) for i in range(args.bots)]
+    callers = [DataCaller(server, f"soak-{args.stamp}-{i}", f"soak{i}", i)
+               for i in range(args.first, args.first + args.bots)]
     voice = VoiceCaller(server, f"soak-{args.stamp}-voice") if args.voice else None
     everyone = callers + ([voice] if voice else [])
     gate = asyncio.Semaphore(10)
@@ -399,11 +416,18 @@ async def people(args) -> int:
 VOICE_KEYS = ("voice_turns", "voice_answered", "voice_lost", "voice_silent")
 
 
+DATA_KEYS = ("sent", "answered", "lost", "wrong", "late")
+
+
 def merged(parts: list[dict]) -> dict:
-    """The people processes' counters as one: data from the first (the data crowd), voice from the voice caller's."""
-    out = {k: v for k, v in parts[0].items() if k not in ("type", "voice")}
-    for part in parts[1:]:
-        out.update({k: part[k] for k in VOICE_KEYS if k in part})
+    """The people processes' counters as one: data summed over the data crowds (latencies pooled),
+    voice from the voice caller's."""
+    out = {k: sum(p.get(k, 0) for p in parts) for k in DATA_KEYS}
+    pooled = [x for p in parts for x in p.get("latencies_ms", ())]
+    out.update(p50_ms=percentile(pooled, 50), p99_ms=percentile(pooled, 99))
+    for part in parts:
+        if part.get("voice_turns"):
+            out.update({k: part[k] for k in VOICE_KEYS if k in part})
     return out
 
 
@@ -489,9 +513,13 @@ async def soak(args) -> int:
                                         args.trace_size))
         env = {**os.environ, "LIVEKIT_API_KEY": devserver.api_key, "LIVEKIT_API_SECRET": devserver.api_secret}
         common = ["--people", devserver.url, str(stamp), "--minutes", str(args.minutes), "--interval", str(args.interval)]
-        crowds.append(await Crowd.start(common + ["--bots", str(args.bots), "--no-voice"], env))
+        # a few people per process: every SDK room in a process wakes for every other room's events
+        # (O(n^2) in one process), which made one process of 20 clients take most of a core here
+        for first in range(0, args.bots, PEOPLE_PER_PROCESS):
+            count = min(PEOPLE_PER_PROCESS, args.bots - first)
+            crowds.append(await Crowd.start(common + ["--bots", str(count), "--first", str(first), "--no-voice"], env))
         if args.voice:  # the voice caller alone: 20 SDK clients beside it starve its microphone's timing
-            crowds.append(await Crowd.start(common + ["--bots", "0"], env))
+            crowds.append(await Crowd.start(common + ["--bots", "0", "--first", "0"], env))
         for crowd in crowds:
             await crowd.ready()
         ready = time.monotonic() - started
@@ -611,6 +639,7 @@ def main(argv=None) -> int:
                         help="only gc's object counts by type at these seconds, and which grew (cheap)")
     parser.add_argument("--people", nargs=2, metavar=("URL", "STAMP"),
                         help=argparse.SUPPRESS)  # the people's process, started by the soak itself
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)  # a people's process: its first bot
     args = parser.parse_args(argv)
     if args.people:
         args.url, args.stamp = args.people

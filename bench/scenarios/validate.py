@@ -103,7 +103,8 @@ async def run(ctx, report):
     cases = {"greeter": ("greeter.yaml", "flow_small.yaml"), "1,000 actions": ("big.yaml", "flow_big.yaml")}
     for case, (bot, flow) in cases.items():
         lk, fl = [], []
-        await warm_up([LKRUN, "validate", str(folder / bot)], flow_cmd + [str(folder / flow)], env=env)
+        if not ctx.quick:
+            await warm_up([LKRUN, "validate", str(folder / bot)], flow_cmd + [str(folder / flow)], env=env)
         for _ in range(repeats):
             lk.append(await cold([LKRUN, "validate", str(folder / bot)], env))
             fl.append(await cold(flow_cmd + [str(folder / flow)], env))
