@@ -29,9 +29,10 @@ transcribes: that is noise, not growth):
     tasks > 0.5 /min      Same for asyncio tasks (a few are in flight at any sample; the slope
                           of that noise over minutes is ~0).
 
-The people (the SDK clients and the voice caller) run in a second process, as real remote
-clients would: the measured process holds only the bots and the dev server's client, and its
-event loop is not shared with 20 clients and a microphone.
+The people run in processes of their own, as real remote clients would: five data clients per
+process (the SDK wakes every room in a process for every other room's events, so one process of
+20 took most of a core), and the voice caller alone. The measured process holds only the bots, and
+its event loop is not shared with 20 clients and a microphone.
 """
 
 from __future__ import annotations
