@@ -29,10 +29,9 @@ transcribes: that is noise, not growth):
     tasks > 0.5 /min      Same for asyncio tasks (a few are in flight at any sample; the slope
                           of that noise over minutes is ~0).
 
-The people run in processes of their own, as real remote clients would: five data clients per
-process (the SDK wakes every room in a process for every other room's events, so one process of
-20 took most of a core), and the voice caller alone. The measured process holds only the bots, and
-its event loop is not shared with 20 clients and a microphone.
+The people run in processes of their own, as real remote clients would: the data clients in one
+(up to PEOPLE_PER_PROCESS) and the voice caller alone. The measured process holds only the bots,
+and its event loop is not shared with 20 clients and a microphone.
 """
 
 from __future__ import annotations
@@ -55,7 +54,7 @@ REPLY_TIMEOUT = 15.0  # no reply by then: lost (a slow reply on a busy machine i
 LATE_MS = 1000.0
 VOICE_TIMEOUT = 30.0  # end of speech -> the transcript back
 VOICE_EVERY = 20.0
-PEOPLE_PER_PROCESS = 5
+PEOPLE_PER_PROCESS = 20  # 5 a process was worse here: a 1-minute run had 559 of 1,200 replies late, against 0
 QUESTION = "What is the weather like today?"
 
 DATA_BOT = """
@@ -514,15 +513,17 @@ async def soak(args) -> int:
                                         args.trace_size))
         env = {**os.environ, "LIVEKIT_API_KEY": devserver.api_key, "LIVEKIT_API_SECRET": devserver.api_secret}
         common = ["--people", devserver.url, str(stamp), "--minutes", str(args.minutes), "--interval", str(args.interval)]
-        # a few people per process: every SDK room in a process wakes for every other room's events
-        # (O(n^2) in one process), which made one process of 20 clients take most of a core here
+        # every SDK room in a process wakes for every other room's events (one process of 20 clients takes
+        # most of a core here), but each process also has its own WebRTC threads: more processes cost more
+        # one process at a time: five processes joining 25 rooms at once while the bots warm up timed
+        # out the SDK's signal connections on this 2-core machine
         for first in range(0, args.bots, PEOPLE_PER_PROCESS):
             count = min(PEOPLE_PER_PROCESS, args.bots - first)
             crowds.append(await Crowd.start(common + ["--bots", str(count), "--first", str(first), "--no-voice"], env))
+            await crowds[-1].ready()
         if args.voice:  # the voice caller alone: 20 SDK clients beside it starve its microphone's timing
             crowds.append(await Crowd.start(common + ["--bots", "0", "--first", "0"], env))
-        for crowd in crowds:
-            await crowd.ready()
+            await crowds[-1].ready()
         ready = time.monotonic() - started
         print(f"soak: {args.bots} data bots + {'1 voice bot' if args.voice else 'no voice'} in pid {os.getpid()} "
               f"(the people in pid {', '.join(str(c.proc.pid) for c in crowds)}), ready in {ready:.1f} s; running "
