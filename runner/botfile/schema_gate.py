@@ -124,13 +124,13 @@ def _folder(version: str) -> Path:
 
 def _store(path: Path, data: bytes) -> None:
     """Atomically, or not at all: a cache that cannot be written (read-only, full) only costs time."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         temporary.write_bytes(data)
         os.replace(temporary, path)
     except OSError:
         try:
-            temporary.unlink()
-        except (OSError, UnboundLocalError):
+            temporary.unlink(missing_ok=True)
+        except OSError:
             pass
