@@ -118,3 +118,59 @@ def test_a_custom_exception_keeps_its_type_when_masked(sink):
     logger.opt(exception=error).error("x")
     assert type(seen[0]) is StageError and str(seen[0]) == "stage refused ***"
     assert seen[0].__notes__ == ["key was ***"] and error.key == SECRET
+
+
+def _third_party_module(monkeypatch):
+    """A module named like pipecat's, logging with loguru's global logger as pipecat's modules do."""
+    import sys
+    import types
+    module = types.ModuleType("pipecat.lkrun_test_module")
+    exec("from loguru import logger\n"
+         "def chatter():\n    logger.info('setting the LLM up')\n    logger.warning('a retry')\n"
+         "def failure():\n    logger.error('the LLM refused the key')\n"
+         "def failure_with_options():\n    logger.opt(depth=0).error('with options')\n", module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return module
+
+
+def test_third_party_chatter_costs_nothing_and_errors_still_print(sink, monkeypatch):
+    module = _third_party_module(monkeypatch)
+    logs.quiet_third_party()
+    assert isinstance(module.logger, logs._ErrorsOnly)
+    records = []
+    logger.add(lambda message: records.append(message.record), level="DEBUG")  # a sink below INFO sees all
+    module.chatter()
+    assert records == []  # never built: not even a DEBUG sink receives them
+    module.failure()
+    module.failure_with_options()
+    assert [(r["name"], r["function"], r["message"]) for r in records] == [
+        ("pipecat.lkrun_test_module", "failure", "the LLM refused the key"),
+        ("pipecat.lkrun_test_module", "failure_with_options", "with options")]
+    assert "the LLM refused the key" in sink.getvalue() and "setting the LLM up" not in sink.getvalue()
+
+
+def test_verbose_shows_third_party_chatter_from_its_own_module(monkeypatch):
+    module = _third_party_module(monkeypatch)
+    logs.setup(sink=io.StringIO())
+    logs.quiet_third_party()  # patched while quiet, then the process is set up again with --verbose
+    stream = io.StringIO()
+    logs.setup(verbose=True, sink=stream)
+    records = []
+    logger.add(lambda message: records.append(message.record), level="DEBUG")
+    try:
+        module.chatter()
+    finally:
+        logger.remove()
+    assert [(r["name"], r["function"], r["level"].name) for r in records] == [
+        ("pipecat.lkrun_test_module", "chatter", "INFO"), ("pipecat.lkrun_test_module", "chatter", "WARNING")]
+    assert "setting the LLM up" in stream.getvalue()
+
+
+def test_verbose_leaves_third_party_loggers_alone(monkeypatch):
+    module = _third_party_module(monkeypatch)
+    logs.setup(verbose=True, sink=io.StringIO())
+    try:
+        logs.quiet_third_party()
+        assert module.logger is logger
+    finally:
+        logger.remove()

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from jinja2 import StrictUndefined, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaError
-from jinja2.runtime import Undefined
+from jinja2.runtime import Undefined, new_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from runner.botfile.template_limits import (MAX_NESTING,
@@ -178,7 +178,8 @@ def _new_context(template, context: dict):
     flat = template.__dict__.get("_lkrun_globals")
     if flat is None:
         flat = template._lkrun_globals = dict(template.globals)
-    return template.new_context({**flat, **context}, shared=True)
+    # the flat dict as the context's globals too: jinja would build a set from the ChainMap per render
+    return new_context(template.environment, template.name, template.blocks, {**flat, **context}, True, flat)
 
 
 def _generate(template, context: dict):

@@ -258,6 +258,8 @@ class Generation:
             additional_span_attributes={"lkrun.bot": spec.name},
         )
         wire_events(self)
+        from runner.runtime.logs import quiet_third_party
+        quiet_third_party()
         if spec.flow is not None:
             from runner.runtime.flows import attach, pipecat_problems
             problems = pipecat_problems(spec.flow)

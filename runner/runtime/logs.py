@@ -17,6 +17,8 @@ from loguru import logger
 from runner.botfile.env import mask
 
 _SECRETS: set[str] = set()
+_QUIET = {"on": False}  # third-party records below ERROR are shown nowhere (not --verbose)
+THIRD_PARTY = ("pipecat", "livekit")
 
 
 def register_secrets(values) -> None:
@@ -122,7 +124,7 @@ class MaskedStream:
 def _filter(verbose: bool):
     def keep(record) -> bool:
         name = record["name"] or ""
-        if not verbose and (name.startswith("pipecat") or name.startswith("livekit")):
+        if not verbose and name.startswith(THIRD_PARTY):
             return record["level"].no >= 40  # third-party chatter: errors only
         return True
     return keep
@@ -132,6 +134,7 @@ def setup(verbose: bool = False, sink=None) -> None:
     """Configure loguru once for the process (call before importing pipecat)."""
     logger.remove()
     logger.configure(patcher=_patch)
+    _QUIET["on"] = not verbose
     target = sink or sys.stderr
     if hasattr(target, "write"):
         target = MaskedStream(target)
@@ -141,3 +144,38 @@ def setup(verbose: bool = False, sink=None) -> None:
     warnings.filterwarnings("ignore", message=".*HMAC key.*")  # the dev server's short 'secret'
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="pipecat")
 
+
+
+def _below_error(level: str):
+    def call(self, message, *args, **kwargs):
+        if not _QUIET["on"]:  # set up again with --verbose (tests do): the record, from the caller
+            getattr(self._logger.opt(depth=1), level)(message, *args, **kwargs)
+    call.__name__ = level
+    return call
+
+
+class _ErrorsOnly:
+    """A third-party module's ``logger`` while lkrun shows only their errors: a call below ERROR
+    returns at once. loguru builds every record at or above the lowest sink level (INFO) before
+    the filter drops it: ~6 us each, paid by pipecat on every node transition and LLM run."""
+
+    __slots__ = ("_logger",)
+
+    def __init__(self, real):
+        self._logger = real
+
+    def __getattr__(self, name):  # error, exception, critical, opt, bind, log, ...: loguru's own
+        return getattr(self._logger, name)
+
+    trace, debug, info = _below_error("trace"), _below_error("debug"), _below_error("info")
+    success, warning = _below_error("success"), _below_error("warning")
+
+
+def quiet_third_party() -> None:
+    """Give every loaded pipecat module the errors-only logger (modules loaded later keep loguru's,
+    which is only slower). Call after a pipeline is built; cheap to repeat."""
+    if not _QUIET["on"]:
+        return
+    for name, module in list(sys.modules.items()):
+        if name.startswith(THIRD_PARTY) and getattr(module, "logger", None) is logger:
+            module.logger = _ErrorsOnly(logger)
