@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import yaml
-from dotenv import dotenv_values
 
 from runner.botfile.errors import Problem
 from runner.botfile.yamlsafe import Document, _StrictResolver
@@ -67,6 +66,7 @@ def read_dotenv(path: Path, unparsed: list[int] | None = None) -> dict[str, str]
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return {}
+    from dotenv import dotenv_values  # only when a .env exists: most starts have none (~4 ms of imports)
     quiet = _Unparsed()
     dotenv_logger = logging.getLogger("dotenv.main")
     dotenv_logger.addFilter(quiet)
