@@ -78,8 +78,8 @@ def test_var_used_by_a_setting_updates_the_service_live():
 # ---- the watcher: nothing a folder can contain stops hot reload --------------------------------
 
 GOOD = "version: 1\nlivekit: {room: lobby, identity: w}\nvars: {n: 1}\n"
-SLOW = ("version: 1\nlivekit: {room: lobby}\non:\n  data_received:\n    - log: \""
-        + "\\n".join(f"{{{{ u{i} }}}}" for i in range(4000)) + "\"\n")
+SLOW = ("version: 1\nlivekit: {room: lobby}\non:\n  data_received:\n"  # two values of 4,000 unknown variables
+        + "".join("    - log: \"" + "\\n".join(f"{{{{ u{k}_{i} }}}}" for i in range(4000)) + "\"\n" for k in range(2)))
 
 
 class FakeSupervisor(reload.ReloadHost):
@@ -165,7 +165,7 @@ async def test_a_new_folder_named_like_a_bot_file_is_ignored(tmp_path, capsys):
 
 
 async def test_checking_runs_beside_the_live_calls_not_instead_of_them(tmp_path):
-    """A slow check (4,000 problems) runs in a thread: the event loop, and every call on it, keeps going."""
+    """A slow check (8,000 problems) runs in a thread: the event loop, and every call on it, keeps going."""
     supervisor = FakeSupervisor(tmp_path)
     watcher = reload.Watcher(supervisor)
     path = tmp_path / "slow.yaml"
