@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import sys
+import types
 
 import pytest
 from loguru import logger
@@ -122,8 +124,6 @@ def test_a_custom_exception_keeps_its_type_when_masked(sink):
 
 def _third_party_module(monkeypatch):
     """A module named like pipecat's, logging with loguru's global logger as pipecat's modules do."""
-    import sys
-    import types
     module = types.ModuleType("pipecat.lkrun_test_module")
     exec("from loguru import logger\n"
          "def chatter():\n    logger.info('setting the LLM up')\n    logger.warning('a retry')\n"

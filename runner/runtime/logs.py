@@ -145,7 +145,6 @@ def setup(verbose: bool = False, sink=None) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="pipecat")
 
 
-
 def _below_error(level: str):
     def call(self, message, *args, **kwargs):
         if not _QUIET["on"]:  # set up again with --verbose (tests do): the record, from the caller
@@ -171,6 +170,9 @@ class _ErrorsOnly:
     success, warning = _below_error("success"), _below_error("warning")
 
 
+_ERRORS_ONLY = _ErrorsOnly(logger)
+
+
 def quiet_third_party() -> None:
     """Give every loaded pipecat module the errors-only logger (modules loaded later keep loguru's,
     which is only slower). Call after a pipeline is built; cheap to repeat."""
@@ -178,4 +180,4 @@ def quiet_third_party() -> None:
         return
     for name, module in list(sys.modules.items()):
         if name.startswith(THIRD_PARTY) and getattr(module, "logger", None) is logger:
-            module.logger = _ErrorsOnly(logger)
+            module.logger = _ERRORS_ONLY
