@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from audio_helpers import Microphone, Speaker, silence, speech, transcribe
+from room_helpers import seen_by
 
 pytestmark = [pytest.mark.livekit, pytest.mark.slow]
 
@@ -52,6 +53,37 @@ async def test_greeting_is_audible_and_user_said_round_trip(run_bot, people, roo
     words = transcribe(ear.audio_since(reply_at - 0.1)).lower()
     print(f"bot reply transcribed: {words!r}")
     assert "sunny" in words and "warm" in words
+
+
+
+async def test_a_vad_slower_than_real_time_still_gives_whisper_the_whole_question(run_bot, people, room_name,
+                                                                                 monkeypatch):
+    """On a starved CPU (the soak: 20 bots, Whisper's threads, the server, on 2 cores) the VAD
+    falls seconds behind the audio. Whisper must still get the question from its first word: the
+    segment is cut where the VAD heard speech, in the audio it heard, not in whatever audio had
+    reached the STT by the time the VAD's verdict came back. Here the VAD is made to take twice
+    real time (a sleep after each analysis: a stand-in for the starved thread, not a mock of it)."""
+    from pipecat.audio.vad.vad_analyzer import VADAnalyzer
+    analyze = VADAnalyzer.analyze_audio
+
+    async def starved(self, buffer: bytes):
+        state = await analyze(self, buffer)
+        await asyncio.sleep(len(buffer) / (2 * self.sample_rate))  # 16-bit mono: as long as the audio again
+        return state
+
+    monkeypatch.setattr(VADAnalyzer, "analyze_audio", starved)
+    talker = TALKER.replace("ROOM", room_name).replace('say: "Hello, welcome to the room."', "log: hello")
+    bot, _ = await run_bot(talker.replace('match: "(?i)weather"', 'match: "\\\\w"'))  # whatever it heard
+    alice = await people(room_name, "alice", mic=False)
+    mic = await Microphone(alice.room).publish()
+    await seen_by(bot, alice)
+    await mic.play(silence(3.0))  # by the question, the VAD is ~3 s behind the audio
+    await mic.play(speech("What is the weather like today?"))
+    await mic.play(silence(2.0))
+    heard = await alice.next_data(timeout=40, sender="talker")
+    print(f"heard with a slow VAD: {heard['heard']!r}")
+    words = heard["heard"].lower()
+    assert "what" in words and "weather" in words and "today" in words
 
 
 ASSISTANT = """

@@ -117,18 +117,16 @@ async def build_voice_processors(spec, transport, bot) -> list:
         recorder = audio_recorder(bot)  # at the end: it sees the bot's audio as played
         processors.append(recorder.input_tap())  # and the caller's as it comes in
     hears = "stt" in built or "vad" in built
+    if hears:  # first, so that every stage after it sees the VAD's verdicts in line with the audio
+        processors.append(await _vad_processor(built, spec))
     if "stt" in built:
         processors += [built["stt"], SpeakerTap(bot), UserTranscriptTap(bot)]
     assistant = None
     if hears:
         from pipecat.processors.aggregators.llm_response_universal import (LLMContextAggregatorPair,
                                                                            LLMUserAggregatorParams)
-        vad = built.get("vad")
-        if vad is None:
-            from runner.voice.services import build_vad
-            vad = await asyncio.to_thread(build_vad, {}, spec)
         pair = LLMContextAggregatorPair(_context(spec), user_params=LLMUserAggregatorParams(
-            vad_analyzer=vad, user_turn_strategies=_turn_strategies(spec.session)))
+            user_turn_strategies=_turn_strategies(spec.session)))
         bot.context_aggregator = pair  # a flow's FlowManager drives the context through it
         user, assistant = pair
         _wire_turn_events(user, bot)
@@ -157,6 +155,22 @@ async def build_voice_processors(spec, transport, bot) -> list:
     if "stt" in built or "tts" in built:  # before joining: warming up beside the greeting would slow it
         await asyncio.to_thread(warm_up, built)
     return processors
+
+
+async def _vad_processor(built: dict, spec):
+    """The VAD as its own stage before the STT, not inside the user aggregator after it.
+
+    Inside the aggregator (pipecat's usual layout) the VAD's start and stop are queued behind
+    frames that overtook them: when the VAD falls behind the audio (a busy CPU: the soak's 20 bots
+    and Whisper on 2 cores), the transcript reached the aggregator before the VAD's stop did, and
+    the turn ended empty: the question was lost. In front, each verdict travels with its audio.
+    """
+    from pipecat.processors.audio.vad_processor import VADProcessor
+    vad = built.get("vad")
+    if vad is None:
+        from runner.voice.services import build_vad
+        vad = await asyncio.to_thread(build_vad, {}, spec)
+    return VADProcessor(vad_analyzer=vad)
 
 
 def _context(spec):

@@ -59,15 +59,13 @@ def sink_of(bot) -> ConversationSink | None:
 
 
 class _Tap(FrameProcessor):
-    upstream: tuple = ()  # frame types also observed going upstream
-
     def __init__(self, bot):
         super().__init__()
         self.bot = bot
 
     async def process_frame(self, frame, direction):
         await super().process_frame(frame, direction)
-        if direction == FrameDirection.DOWNSTREAM or isinstance(frame, self.upstream):
+        if direction == FrameDirection.DOWNSTREAM:
             sink = sink_of(self.bot)
             if sink is not None:
                 try:
@@ -81,12 +79,8 @@ class _Tap(FrameProcessor):
 
 
 class UserTranscriptTap(_Tap):
-    """After the STT: each person's interim and final transcripts, and where their speech ended.
-
-    The VAD runs in the user aggregator after this tap, which broadcasts its stop: the copy that
-    goes upstream passes here."""
-
-    upstream = (VADUserStoppedSpeakingFrame,)
+    """After the STT: each person's interim and final transcripts, and where their speech ended
+    (the VAD stage before the STT sends its stop downstream, past this tap)."""
 
     def observe(self, sink, frame) -> None:
         if isinstance(frame, VADUserStoppedSpeakingFrame):  # as pipecat's UserBotLatencyObserver reads it
