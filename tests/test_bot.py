@@ -44,6 +44,30 @@ async def test_greets_each_person_and_answers_ping_only_to_sender(run_bot, peopl
     assert await bob.no_data(1.0, sender="greeter")
 
 
+
+@pytest.mark.parametrize("rtvi", [False, True])
+async def test_pipecat_reads_packets_only_for_rtvi(run_bot, people, room_name, monkeypatch, rtvi):
+    """lkrun reads each data packet itself; pipecat's second reading of it (a task, a JSON parse and
+    a frame through the pipeline per packet) is skipped unless RTVI, whose processor needs it."""
+    from pipecat.transports.livekit.transport import LiveKitTransportClient
+    original = LiveKitTransportClient._async_on_data_received
+    seen = []
+
+    async def counted(self, data):
+        seen.append(data.data)
+        await original(self, data)
+
+    monkeypatch.setattr(LiveKitTransportClient, "_async_on_data_received", counted)
+    text = GREETER.replace("ROOM", room_name) + ("session: {rtvi: true}\n" if rtvi else "")
+    bot, _ = await run_bot(text)
+    alice = await people(room_name, "alice", "Alice")
+    assert await alice.next_data() == {"text": "Welcome, Alice!"}
+    await seen_by(bot, alice)
+    await alice.send({"text": "ping"})
+    assert await alice.next_data(sender="greeter") == {"text": "pong"}
+    await asyncio.sleep(0.2)  # pipecat's task for the packet, if there is one, has run by now
+    assert seen == ([b'{"text": "ping"}'] if rtvi else [])
+
 async def test_a_person_already_in_the_room_is_greeted_once(run_bot, people, room_name):
     alice = await people(room_name, "alice", "Alice")  # before the bot: pipecat enumerates her at connect
     bot, _ = await run_bot(GREETER.replace("ROOM", room_name))

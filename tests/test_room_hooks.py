@@ -68,3 +68,11 @@ def test_a_packet_the_gate_refuses_is_disposed_and_never_reaches_the_sdk(monkeyp
     sender = room_hooks.packet_sender(room2, admits=lambda identity: identity != "loud")
     room2._on_room_event(_data_event("quiet"))
     assert seen_sender == ["quiet"] and sender() is None and disposed == [4242]
+
+
+def test_pipecat_still_reads_packets_through_the_listener_lkrun_removes():
+    """skip_pipecats_packets takes this exact bound method off the room's data_received."""
+    from pipecat.transports.livekit.transport import LiveKitTransportClient
+    assert 'self.room.on("data_received")(self._on_data_received_wrapper)' in inspect.getsource(
+        LiveKitTransportClient.setup)
+    assert callable(getattr(rtc.EventEmitter, "off", None))

@@ -33,7 +33,8 @@ def plan(quick: bool) -> list[tuple[str, int]]:
     if quick:
         return [("lkrun", 1), ("process-per-call", 1), ("lkrun", 3), (FLOOR_AUDIO, 3)]
     return [("lkrun", 1), ("process-per-call", 1), ("lkrun", 10), ("process-per-call", 10), (FLOOR, 10),
-            (FLOOR_AUDIO, 10), ("lkrun", 25), ("lkrun", 50), (FLOOR_AUDIO, 50), ("lkrun", 100), (FLOOR_AUDIO, 100)]
+            (FLOOR_AUDIO, 10), ("lkrun", 25), ("lkrun", 50), (FLOOR, 50), (FLOOR_AUDIO, 50), ("lkrun", 100),
+            (FLOOR, 100), (FLOOR_AUDIO, 100)]
 
 
 async def run(ctx, report):

@@ -13,7 +13,7 @@ from loguru import logger
 from runner.runtime import room_hooks
 from runner.runtime.effects import set_audio_subscribed
 from runner.runtime.inbox import Inbox, participant_info
-from runner.runtime.room_hooks import when_room_created
+from runner.runtime.room_hooks import skip_pipecats_packets, when_room_created
 
 # why LiveKit closed the room on the bot -> the generation's outcome kind
 STOP_REASONS = {"DUPLICATE_IDENTITY": "duplicate", "PARTICIPANT_REMOVED": "removed", "ROOM_DELETED": "removed"}
@@ -63,7 +63,7 @@ class Wiring:
         gen.arrivals = self.inbox.arrivals
 
     def attach(self) -> None:
-        when_room_created(self.transport, self.inbox.attach)
+        when_room_created(self.transport, self._listen)
         for hook, handler in (("on_connected", self.connected), ("on_disconnected", self.disconnected),
                               ("on_before_disconnect", self.before_disconnect),
                               ("on_participant_connected", self.participant_connected),
@@ -77,6 +77,11 @@ class Wiring:
         self.gen.worker.add_event_handler("on_pipeline_error", self.pipeline_error)
 
     # -- the room ------------------------------------------------------------------------------
+    def _listen(self, room) -> None:
+        self.inbox.attach(room)
+        if not self.bot.spec.session.get("rtvi"):
+            skip_pipecats_packets(self.transport)
+
     async def connected(self, _transport) -> None:
         gen, bot = self.gen, self.bot
         room = gen.room = room_hooks.client_room(self.transport)
