@@ -26,8 +26,8 @@ def when_room_created(transport, callback) -> None:
 def skip_pipecats_packets(transport) -> None:
     """pipecat reads every data packet a second time: a task, a JSON parse and a frame through the
     pipeline per packet, for RTVI and its ``on_data_received`` hook. lkrun reads packets itself
-    (``runtime/inbox.py``), so without RTVI that was pure cost on every message; a bot with RTVI
-    keeps it (its processor reads those frames)."""
+    (``runtime/inbox.py``), so that was pure cost on every message; a bot with RTVI or a
+    ``type: python`` stage keeps it (those may read the frames; ``runtime/wiring.py`` decides)."""
     client = transport._client
     client.room.off("data_received", client._on_data_received_wrapper)
 

@@ -79,7 +79,9 @@ class Wiring:
     # -- the room ------------------------------------------------------------------------------
     def _listen(self, room) -> None:
         self.inbox.attach(room)
-        if not self.bot.spec.session.get("rtvi"):
+        spec = self.bot.spec
+        # RTVI's processor reads pipecat's message frames, and a `type: python` stage may
+        if not spec.session.get("rtvi") and not any(stage.type == "python" for stage in spec.pipeline):
             skip_pipecats_packets(self.transport)
 
     async def connected(self, _transport) -> None:
