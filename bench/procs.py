@@ -103,7 +103,8 @@ class Proc:
             self.popen.wait(timeout=2)
         except subprocess.TimeoutExpired:
             pass
-        if not died_on_its_own and self.popen.returncode in (0, -signal.SIGTERM, -signal.SIGKILL):
+        if not died_on_its_own and self.popen.returncode in (0, -signal.SIGTERM, -signal.SIGKILL) \
+                and not os.environ.get("BENCH_KEEP_LOGS"):
             self.log_path.unlink(missing_ok=True)  # keep the logs of processes that died by themselves
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from runner.connect.probe import ConnectFailed, probe
+from runner.runtime.join_gate import join_slot
 
 # LiveKit's SDK resumes a dropped connection by itself for ~20 s, but one of its attempts
 # can hang on a server that accepts and never answers (seen around a server restart):
@@ -221,6 +222,16 @@ class Generation:
             return Outcome("connect_failed", str(exc))
         if self.outcome is not None:  # stopped while probing: do not join at all
             return self.outcome
+        release_slot = await join_slot(self.connected)  # a folder of bots joins a few at a time
+        try:
+            if self.outcome is not None:  # stopped while waiting for its turn
+                return self.outcome
+            return await self._join_and_run(token)
+        finally:
+            release_slot()
+
+    async def _join_and_run(self, token: str) -> Outcome:
+        bot, spec = self.bot, self.bot.spec
         from pipecat.pipeline.pipeline import Pipeline
         from pipecat.pipeline.worker import PipelineParams, PipelineWorker, ProcessorUnusablePolicy
         from pipecat.transports.livekit.transport import LiveKitParams, LiveKitTransport
