@@ -35,3 +35,11 @@ async def test_each_event_loop_has_its_own_gate():
 
 async def _gate_of_a_new_loop():
     return join_gate._gate()
+
+
+async def test_a_connect_that_hangs_gives_its_slot_back_after_a_while(monkeypatch):
+    monkeypatch.setattr(join_gate, "HOLD_AT_MOST", 0.1)
+    releases = [await join_gate.join_slot(asyncio.Event()) for _ in range(join_gate.AT_ONCE)]
+    release_next = await asyncio.wait_for(join_gate.join_slot(asyncio.Event()), 1.0)  # a dead server's bots
+    for release in [*releases, release_next]:
+        release()

@@ -12,6 +12,7 @@ import asyncio
 import weakref
 
 AT_ONCE = 8  # connects in flight per process
+HOLD_AT_MOST = 10.0  # seconds one connect keeps its slot (a dead server must not block the others)
 
 _gates: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]" = weakref.WeakKeyDictionary()
 
@@ -25,19 +26,21 @@ def _gate() -> asyncio.Semaphore:
 
 
 async def join_slot(connected: asyncio.Event):
-    """Wait for a slot; it is given back when ``connected`` is set or the returned ``release`` is
-    called (the generation ended without connecting), whichever comes first."""
+    """Wait for a slot; it is given back when ``connected`` is set, when the returned ``release``
+    is called (the generation ended without connecting) or after HOLD_AT_MOST, whichever is first."""
     gate = _gate()
     await gate.acquire()
     given_back = False
 
-    def release(*_ignored) -> None:
+    def release(waited=None) -> None:
         nonlocal given_back
+        if waited is not None and not waited.cancelled():
+            waited.exception()  # a timeout is expected: retrieved, never logged as lost
         if not given_back:
             given_back = True
             gate.release()
 
-    waiter = asyncio.ensure_future(connected.wait())
+    waiter = asyncio.ensure_future(asyncio.wait_for(connected.wait(), HOLD_AT_MOST))
     waiter.add_done_callback(release)
 
     def done() -> None:
