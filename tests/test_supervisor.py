@@ -105,13 +105,11 @@ def bot_file(tmp_path: Path, name: str, text: str, room: str) -> Path:
 
 
 async def until_joined(person, identity: str, timeout: float = 20.0) -> None:
-    """Until `identity` is in the person's room (already there, or joining)."""
-    if identity in person.room.remote_participants:
-        return
-
+    """Until `identity` is in the person's room (already there, or joining). The queue may still
+    hold the join of an earlier process with that identity: presence decides, not the queue."""
     async def wait():
-        while await person.joined.get() != identity:
-            pass
+        while identity not in person.room.remote_participants:
+            await person.joined.get()
     await asyncio.wait_for(wait(), timeout)
 
 
