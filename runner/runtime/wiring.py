@@ -10,6 +10,7 @@ import asyncio
 
 from loguru import logger
 
+from runner.botfile.stages import PYTHON
 from runner.runtime import room_hooks
 from runner.runtime.effects import set_audio_subscribed
 from runner.runtime.inbox import Inbox, participant_info
@@ -81,7 +82,7 @@ class Wiring:
         self.inbox.attach(room)
         spec = self.bot.spec
         # RTVI's processor reads pipecat's message frames, and a `type: python` stage may
-        if not spec.session.get("rtvi") and not any(stage.type == "python" for stage in spec.pipeline):
+        if not spec.session.get("rtvi") and not any(stage.type == PYTHON for stage in spec.pipeline):
             skip_pipecats_packets(self.transport)
 
     async def connected(self, _transport) -> None:
