@@ -58,7 +58,8 @@ async def _idle(bot) -> None:
             clock.activity()
             await asyncio.sleep(0.1)
             continue
-        if bot.dispatcher.waits.active:  # a run waits for an answer it asked for: idle is paused
+        waits = bot.dispatcher.waits
+        if waits.active or waits.speech.busy():  # a run waits for an answer, or the bot is talking
             clock.touch()
         handler = bot.spec.on.get("idle")
         quiet = time.monotonic() - clock.last

@@ -43,6 +43,13 @@ class Speech:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def busy(self) -> bool:
+        """Speech is playing, or queued and not yet started (a slow TTS): the bot is not quiet."""
+        if self.speaking:
+            return True
+        queued = self.last_queued
+        return queued is not None and self.started_at < queued and time.monotonic() - queued <= SPEECH_START_CAP
+
     async def finished(self) -> None:
         queued = self.last_queued
         if queued is None:
