@@ -131,7 +131,8 @@ async def test_reloading_a_256k_file_does_not_freeze_the_call(run_bot, people, r
     assert versions == sorted(versions) and versions[0] == 1 and versions[-1] == 2  # one switch, no flapping
     assert pinger.reloaded == [{"reloaded": ["vars"], "version": 2}]
     assert len(during) >= 10
-    # the old main checked on the event loop and froze the call for 3.3-4.9 s; the check now runs in a
-    # thread, and what is left is GIL contention (50-120 ms at p99 in CI on this 2-core machine)
-    assert percentile(during, 99) < 400, "the call froze while the big file was checked"
-    assert max(during) < 1500, "a ping waited over 1.5 s while the big file was checked"
+    # the old main checked on the event loop and froze the call for 3.3-4.9 s. In a plain thread the
+    # pings still waited 90-260 ms: full collections walking pydantic's validators, and the loop
+    # queueing 5 ms for the GIL per take. With the heap frozen and a 1 ms switch interval (runtime/
+    # interpreter.py) they wait 12-27 ms here; 100 ms is the bar
+    assert percentile(during, 99) < 100, "the call stalled while the big file was checked"

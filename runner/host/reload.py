@@ -18,6 +18,7 @@ from loguru import logger
 from runner.botfile.files import is_bot_file
 from runner.botfile.errors import ConfigError
 from runner.botfile.yamlsafe import text_digest
+from runner.runtime.interpreter import off_loop
 
 
 
@@ -177,7 +178,7 @@ class Watcher:
             return None
         self.hashes[key] = digest
         try:  # in a thread: live calls keep running while a big file is checked
-            doc, spec = await asyncio.wait_for(asyncio.to_thread(_check, raw, key), CHECK_BUDGET)
+            doc, spec = await asyncio.wait_for(off_loop(_check, raw, key), CHECK_BUDGET)
         except asyncio.TimeoutError:
             return FileChange(key, error=f"{key}: checking took longer than {CHECK_BUDGET:g} s")
         except ConfigError as exc:

@@ -43,6 +43,7 @@ from aiohttp import web
 from runner.botfile.errors import ConfigError
 from runner.botfile.yamlsafe import MAX_BYTES, text_digest
 from runner.playground.traces import masked
+from runner.runtime.interpreter import off_loop
 
 CHECK_BUDGET = 10.0  # seconds, as for a reload's check
 BODY_LIMIT = 8 * MAX_BYTES  # a JSON body: the text escaped, plus a little
@@ -128,7 +129,7 @@ class Editor:
         text = _text(body)
         async with self._checks:
             try:
-                problems = await asyncio.wait_for(asyncio.to_thread(self._problems, key, text), CHECK_BUDGET)
+                problems = await asyncio.wait_for(off_loop(self._problems, key, text), CHECK_BUDGET)
             except asyncio.TimeoutError:
                 problems = [{"file": key, "line": 1, "col": 1, "severity": "error", "hint": None,
                              "message": f"checking took longer than {CHECK_BUDGET:g} s"}]
@@ -243,7 +244,7 @@ class Editor:
         from runner.botfile.yamlsafe import load_text
         from runner.runtime.simulate import PrintEffects, simulate
         try:
-            spec = await asyncio.to_thread(lambda: check_document(load_text(text, key)))
+            spec = await off_loop(lambda: check_document(load_text(text, key)))
         except ConfigError as exc:
             return [p.render() for p in exc.problems], len(exc.problems)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from runner.connect.probe import ConnectFailed, probe
+from runner.runtime.interpreter import off_loop
 from runner.runtime.join_gate import join_slot
 
 # LiveKit's SDK resumes a dropped connection by itself for ~20 s, but one of its attempts
@@ -45,7 +46,7 @@ def preload_pipecat() -> None:
 
 async def _import_pipecat() -> None:
     """Off the event loop (other bots keep answering while a bot starts)."""
-    await asyncio.to_thread(preload_pipecat)
+    await off_loop(preload_pipecat)
 
 
 class Generation:

@@ -1,0 +1,59 @@
+"""What the interpreter does to every bot of the process at once, kept short: full garbage
+collections and the wait for the GIL while another thread works.
+
+**Full collections.** A generation-2 collection walks every tracked object with the GIL held,
+so every bot stops meanwhile. Most of a running bot's heap never becomes garbage: its modules,
+and above all pydantic-core's schema validators (pipecat's frames and settings, openai's
+models), which are slow to walk. A full collection cost 30-80 ms here, and a reload's check,
+which allocates a whole new spec, set off several (pings stalled 90-260 ms). ``gc.freeze()``
+moves what is alive to a generation the collector never walks. It is done when a bot is in its
+room and modules were imported since the last time: once per process, or again when a reload
+brought new services; a bot's reconnects and a worker's later jobs freeze nothing. What is
+frozen is never collected (a frozen cycle that later becomes garbage stays), hence so rarely.
+
+**Work in a thread.** A check or a model load in a worker thread holds the GIL for Python's
+switch interval (5 ms) each time the loop asks for it, and the loop asks several times per
+packet: a ping waited ~50 ms behind a big file's check. While such work runs the interval is
+1 ms, which brought those pings to 12-19 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import threading
+
+SWITCH_WHILE_WORKING = 0.001  # seconds
+
+_modules_when_frozen = 0
+_lock = threading.Lock()
+_working = 0
+_saved_interval = 0.005
+
+
+def freeze_long_lived() -> bool:
+    """Freeze what is alive now if new modules came since the last freeze; True when it did."""
+    global _modules_when_frozen
+    if len(sys.modules) <= _modules_when_frozen:
+        return False
+    _modules_when_frozen = len(sys.modules)
+    gc.freeze()
+    return True
+
+
+async def off_loop(func, /, *args):
+    """``asyncio.to_thread`` for CPU work (checks, model loads) beside live bots: the loop stays first."""
+    global _working, _saved_interval
+    with _lock:
+        if _working == 0:
+            _saved_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_saved_interval, SWITCH_WHILE_WORKING))
+        _working += 1
+    try:
+        return await asyncio.to_thread(func, *args)
+    finally:
+        with _lock:
+            _working -= 1
+            if _working == 0:
+                sys.setswitchinterval(_saved_interval)
