@@ -216,3 +216,14 @@ def test_validate_does_not_import_pipecat():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "checked" in proc.stdout
+
+
+def test_the_lkrun_program_holds_collections_at_start_up_and_the_click_group_does_not():
+    import gc
+    import subprocess
+    import sys
+    code = ("import gc, sys\nfrom runner.cli import program\nsys.argv = ['lkrun', '--version']\n"
+            "try:\n    program.main()\nexcept SystemExit:\n    pass\nprint('collecting', gc.isenabled())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "collecting False" in out.stdout, out.stdout + out.stderr  # held until a bot is in its room
+    assert gc.isenabled()  # tests import the click group (runner.cli.main) without the hold

@@ -1,4 +1,4 @@
-from runner.cli.main import main
+from runner.cli.program import main
 
 if __name__ == "__main__":
     main()
