@@ -25,6 +25,7 @@ packet: a ping waited ~50 ms behind a big file's check. While such work runs the
 
 from __future__ import annotations
 
+import atexit
 import gc
 import sys
 import threading
@@ -65,6 +66,8 @@ def freeze_long_lived() -> bool:
     if len(sys.modules) <= _modules_when_frozen:
         _release()
         return False
+    if _modules_when_frozen == 0:  # a process that finalizes (tests; lkrun itself ends with os._exit)
+        atexit.register(gc.unfreeze)  # frees what was frozen: extension types check for leaks then
     _modules_when_frozen = len(sys.modules)
     gc.freeze()
     _release()
