@@ -76,3 +76,55 @@ def test_pipecat_still_reads_packets_through_the_listener_lkrun_removes():
     assert 'self.room.on("data_received")(self._on_data_received_wrapper)' in inspect.getsource(
         LiveKitTransportClient.setup)
     assert callable(getattr(rtc.EventEmitter, "off", None))
+
+
+def test_the_sdk_still_fans_every_event_out_to_every_room_and_what_a_room_needs_of_it():
+    import livekit.rtc._ffi_client as ffi
+    import livekit.rtc.participant as participant
+    connect = inspect.getsource(rtc.Room.connect)
+    assert "self._ffi_queue = FfiClient.instance.queue.subscribe(" in connect and "filter_fn=" in connect
+    assert "for queue, loop, filter_fn in self._subscribers" in inspect.getsource(ffi.FfiQueue.put)
+    listen = inspect.getsource(rtc.Room._listen_task)
+    assert '"rpc_method_invocation"' in listen and "event.room_event.room_handle == self._ffi_handle.handle" in listen
+    # the participant waits on the room's queue only for the callbacks route_room_events keeps
+    uses = [name for name, fn in inspect.getmembers(participant.LocalParticipant, inspect.isfunction)
+            if "self._room_queue.subscribe()" in inspect.getsource(fn)]
+    assert sorted(uses) == sorted(room_hooks._ROOM_QUEUE_CALLBACKS), uses
+
+
+async def test_a_routed_room_gets_only_its_own_events_and_still_publishes_and_answers_rpc(people, room_name):
+    import asyncio
+
+    a = await people(room_name, "a", mic=False)
+    b = await people(room_name + "-elsewhere", "b", mic=False)
+    c = await people(room_name, "c", mic=False)
+    assert room_hooks.route_room_events(a.room) and room_hooks.route_room_events(b.room)
+    foreign = []
+    b_queue, b_handle = b.room._ffi_queue, b.room._ffi_handle.handle
+    put = b_queue.put_nowait
+
+    def counting_put(event):
+        if event.WhichOneof("message") != "room_event" or event.room_event.room_handle != b_handle:
+            foreign.append(event.WhichOneof("message"))
+        put(event)
+
+    b_queue.put_nowait = counting_put
+    got = []
+    a.room.on("data_received", lambda packet: got.append(packet.data))
+    for i in range(20):
+        await c.room.local_participant.publish_data(f"m{i}".encode(), reliable=True)
+    for _ in range(200):
+        if len(got) == 20:
+            break
+        await asyncio.sleep(0.02)
+    assert got == [f"m{i}".encode() for i in range(20)]  # every packet, in order
+    assert foreign == [], foreign  # the other room's events never reached b
+
+    a.room.local_participant.register_rpc_method("ping", lambda data: "pong " + data.payload)
+    answer = await c.room.local_participant.perform_rpc(destination_identity="a", method="ping", payload="x")
+    assert answer == "pong x"
+    source = rtc.AudioSource(48000, 1)
+    track = rtc.LocalAudioTrack.create_audio_track("mic", source)
+    publication = await asyncio.wait_for(a.room.local_participant.publish_track(track), 10)
+    assert publication.sid
+    await asyncio.wait_for(a.room.local_participant.unpublish_track(publication.sid), 10)

@@ -9,19 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as _dt
-import os
 import time
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from runner.runtime.state import SessionState
 
-# The LiveKit SDK's Rust core forwards every log record to Python, where each is parsed under the GIL
-# and DEBUG ones are dropped (unless LIVEKIT_RTC_DEBUG): with many rooms in one process that was a
-# sixth to a third of lkrun's CPU (bench/BASELINE.md). Rust filters by RUST_LOG, read when the SDK
-# starts (the first room, after this import); INFO and up is everything Python would keep.
-if "RUST_LOG" not in os.environ and os.environ.get("LIVEKIT_RTC_DEBUG", "").strip().lower() not in ("true", "1"):
-    os.environ["RUST_LOG"] = "info"
 from runner.runtime.telemetry import ActionSpan, RunSpan
 from runner.runtime.trace import RunOutcome, Trace, TraceEntry
 from runner.botfile.actions import ACTIONS

@@ -42,6 +42,8 @@ def preload_pipecat() -> None:
     import pipecat.pipeline.worker  # noqa: F401
     import pipecat.transports.livekit.transport  # noqa: F401
     import pipecat.workers.runner  # noqa: F401
+    from runner.runtime import sdk_events
+    sdk_events.install()  # before the first room starts the SDK's core
 
 
 async def _import_pipecat() -> None:
@@ -100,6 +102,8 @@ class Generation:
         replaces the next generation's connection (DUPLICATE_IDENTITY) and, unclaimed, brings
         the process down ("timed out waiting for ReadyForRoomEventRequest")."""
         await original(*args, **kwargs)
+        from runner.runtime.room_hooks import route_room_events
+        route_room_events(room)  # this room's events only: N bots in a process are not N-fold work
         self._remember_sid(room)
         if self.abandoned or self._orphaned:
             self.landed_late = time.monotonic()

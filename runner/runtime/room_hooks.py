@@ -67,3 +67,39 @@ def packet_sender(room, admits=None):
 def client_room(transport):
     return transport._client.room
 
+
+
+# what a Room's own listener does with an FFI event that is not one of its room events: pass it on
+# to its LocalParticipant, which waits on the room's queue only for these two callbacks
+_ROOM_QUEUE_CALLBACKS = ("publish_track", "unpublish_track")
+
+
+def route_room_events(room) -> bool:
+    """Give a connected room only its own FFI events, not every room's.
+
+    The SDK hands each event to every ``Room`` of the process (its filter only drops audio and
+    video frames); each room's listener then checks the room handle, and queues and awaits the
+    event for its participant even when it is another room's. With N bots in a process every
+    data packet cost N loop wake-ups: at 50 bots, routing by handle took the ping p50 from
+    ~220 to ~90 ms. Kept: the room's events, RPC calls to its participant, and the publish and
+    unpublish callbacks its participant waits for (rare; every room still sees those).
+    True when the room's subscription was found and narrowed."""
+    from livekit.rtc._ffi_client import FfiClient
+    handle = room._ffi_handle.handle
+    participant = room._local_participant._ffi_handle.handle
+
+    def own(event) -> bool:
+        which = event.WhichOneof("message")
+        if which == "room_event":
+            return event.room_event.room_handle == handle
+        if which == "rpc_method_invocation":
+            return event.rpc_method_invocation.local_participant_handle == participant
+        return which in _ROOM_QUEUE_CALLBACKS
+
+    queue = FfiClient.instance.queue
+    with queue._lock:
+        for index, (subscriber, loop, _filter) in enumerate(queue._subscribers):
+            if subscriber is room._ffi_queue:
+                queue._subscribers[index] = (subscriber, loop, own)
+                return True
+    return False
