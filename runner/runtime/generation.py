@@ -103,7 +103,10 @@ class Generation:
         the process down ("timed out waiting for ReadyForRoomEventRequest")."""
         await original(*args, **kwargs)
         from runner.runtime.room_hooks import route_room_events
-        route_room_events(room)  # this room's events only: N bots in a process are not N-fold work
+        try:
+            route_room_events(room)  # this room's events only: N bots in a process are not N-fold work
+        except Exception as exc:  # an SDK that changed shape: slower with many bots, never broken
+            logger.warning(f"[{self.bot.spec.name}] could not route the room's events: {type(exc).__name__}: {exc}")
         self._remember_sid(room)
         if self.abandoned or self._orphaned:
             self.landed_late = time.monotonic()
