@@ -247,8 +247,9 @@ async def test_idle_steps_escalate_and_activity_resets_them(run_bot, people, roo
     quiet_from = loop.time()
     assert await alice.next_data(5, sender="idler") == {"idle": "ask"}
     asked = loop.time() - quiet_from
-    assert await alice.next_data(5, sender="idler") == {"idle": "bye"}
+    # the second step counts 3 s of quiet from the end of the bot's own prompt ("Are you still
+    # there?"), whose first audio comes later when the TTS is slow (CI load): allow for it
+    assert await alice.next_data(9, sender="idler") == {"idle": "bye"}
     ended = loop.time() - quiet_from
-    # the second step counts quiet time after the bot's own prompt ("Are you still there?", ~1.3 s)
-    assert 1.2 < asked < 2.5 and 4.0 < ended < 8.0, (asked, ended)
+    assert 1.2 < asked < 2.5 and 4.0 < ended < 11.0, (asked, ended)
     assert await asyncio.wait_for(task, 10) == "ended"
