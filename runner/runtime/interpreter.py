@@ -63,15 +63,14 @@ def _release() -> None:
 def freeze_long_lived() -> bool:
     """Freeze what is alive now if new modules came since the last freeze; True when it did."""
     global _modules_when_frozen
-    if len(sys.modules) <= _modules_when_frozen:
-        _release()
-        return False
-    if _modules_when_frozen == 0:  # a process that finalizes (tests; lkrun itself ends with os._exit)
-        atexit.register(gc.unfreeze)  # frees what was frozen: extension types check for leaks then
-    _modules_when_frozen = len(sys.modules)
-    gc.freeze()
-    _release()
-    return True
+    new_modules = len(sys.modules) > _modules_when_frozen
+    if new_modules:
+        if _modules_when_frozen == 0:  # a process that finalizes (tests; lkrun itself ends with os._exit)
+            atexit.register(gc.unfreeze)  # frees what was frozen: extension types check for leaks then
+        _modules_when_frozen = len(sys.modules)
+        gc.freeze()
+    _release()  # after the freeze: start-up's held garbage is frozen, not collected
+    return new_modules
 
 
 async def off_loop(func, /, *args):
