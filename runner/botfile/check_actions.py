@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 from types import MappingProxyType
-
-import jinja2
-from jinja2 import nodes
 
 from runner.botfile import humanize, templates
 from runner.botfile.actions import ACTIONS
@@ -14,8 +12,7 @@ from runner.botfile.actions_wait import can_yield_digit, waited_events
 from runner.botfile.errors import did_you_mean
 from runner.botfile.registry import CheckContext
 from runner.botfile.spec import ActionNode
-
-_PARSER = jinja2.Environment()  # parsing only: tells one {{ expression }} from text around templates
+from runner.botfile.template_paths import plain_path
 NEEDS_TEXT = {"tts": "a tts stage", "llm": "an llm stage", "stt": "an stt stage", "vad": "a vad stage",
               "audio_out": "audio output"}
 NEEDS_HINT = {
@@ -298,14 +295,26 @@ class ActionChecker:
                                 example)
 
 
+@functools.cache
+def _parser():
+    """Parsing only: tells one {{ expression }} from text around templates (Jinja, imported when a
+    template is more than a plain path)."""
+    import jinja2
+    return jinja2.Environment()
+
+
 def _one_expression(text: str) -> bool:
     """Whether ``text`` is exactly one ``{{ expression }}``, the form that keeps its true/false value
     (the same test ``templates.Template`` uses to render natively)."""
     stripped = text.strip()
     if not (stripped.startswith("{{") and stripped.endswith("}}")):
         return False
+    if plain_path(stripped) is not None:
+        return True
+    import jinja2
+    from jinja2 import nodes
     try:
-        body = _PARSER.parse(stripped).body
+        body = _parser().parse(stripped).body
     except (jinja2.TemplateError, RecursionError, MemoryError, ValueError):
         return True  # a syntax error, too deep, a 5,000-digit number: already reported by the template check
     return (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
@@ -314,8 +323,13 @@ def _one_expression(text: str) -> bool:
 
 def _reads_wait_digit(text: str) -> bool:
     """Whether a template reads ``wait.digit`` (or ``wait['digit']``)."""
+    path = plain_path(text)
+    if path is not None:
+        return path[:2] == ("wait", "digit")
+    import jinja2
+    from jinja2 import nodes
     try:
-        ast = _PARSER.parse(text)
+        ast = _parser().parse(text)
     except (jinja2.TemplateError, RecursionError, MemoryError):
         return False  # reported by the template check
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):

@@ -7,8 +7,6 @@ SyntaxError instead of a message. Both halves of the template code (compile, sta
 
 from __future__ import annotations
 
-from jinja2.exceptions import TemplateError as JinjaError
-
 MAX_NESTING = 32  # brackets or expression levels; a person never writes this many
 MAX_TAGS = 4096  # {{ }} / {% %} in one value: ~0.1 ms each to check, so 25,000 tags took 3 s (the fuzz)
 
@@ -38,6 +36,7 @@ def deep_brackets(env, text: str) -> int | None:
     delimiters = 2 * text.count("{{") + text.count("{%") + text.count("{#")  # a quick upper bound first
     if text.count("(") + text.count("[") + text.count("{") - delimiters <= MAX_NESTING:
         return None
+    from jinja2.exceptions import TemplateError as JinjaError  # here: plain paths never need Jinja
     depth = 0
     try:
         for lineno, kind, value in env.lex(text):
