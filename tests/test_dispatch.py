@@ -146,6 +146,18 @@ def test_rate_limiter_allows_a_burst_then_the_rate():
     assert sum(limiter.allow("alice") for _ in range(50)) == 5
 
 
+def test_rate_limiter_forgets_full_buckets_but_not_a_flooding_one():
+    now = [100.0]
+    limiter = RateLimiter(per_second=10, burst=20, clock=lambda: now[0])
+    assert sum(limiter.allow("mallory") for _ in range(50)) == 20  # empty now
+    for n in range(limiter.PRUNE_AT):
+        limiter.allow(f"visitor {n}")
+    now[0] += 1.0  # visitors are full again (19 + 10 > 20); mallory has 10 of 20
+    limiter.allow("newcomer")
+    assert set(limiter.buckets) == {"mallory", "newcomer"}
+    assert sum(limiter.allow("mallory") for _ in range(50)) == 10  # the flood's debt is kept
+
+
 async def test_a_flood_from_one_participant_is_dropped_not_queued(make):
     dispatcher, bot = make('  data_received:\n    - send: {to: "{{ participant.id }}", data: "{{ data }}"}\n',
                            session="{rate_limit: 5, rate_burst: 10}")

@@ -65,8 +65,12 @@ class RateLimiter:
         tokens, last = self.buckets.get(key, (self.burst, self.clock()))
         return min(self.burst, tokens + (self.clock() - last) * self.rate) < 1
 
+    PRUNE_AT = 1024  # people with a bucket before full ones are forgotten (a full bucket = no bucket)
+
     def allow(self, key: str) -> bool:
         now = self.clock()
+        if key not in self.buckets and len(self.buckets) >= self.PRUNE_AT:
+            self._forget_full(now)
         tokens, last = self.buckets.get(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)
         if tokens < 1:
@@ -74,6 +78,11 @@ class RateLimiter:
             return False
         self.buckets[key] = (tokens - 1, now)
         return True
+
+    def _forget_full(self, now: float) -> None:
+        """A bot that runs for weeks meets many people: keep only the buckets still short of full."""
+        self.buckets = {key: (tokens, last) for key, (tokens, last) in self.buckets.items()
+                        if tokens + (now - last) * self.rate < self.burst}
 
 
 class DropCounter:
