@@ -51,8 +51,9 @@ class Report:
         return entry
 
     def ratio(self, name: str, a_label: str, a, b_label: str, b, *, stat: str = "p50", target: float | None = None,
-              unit: str = "") -> dict:
-        result = stats.bootstrap_ratio(a, b, stat)
+              unit: str = "", paired: bool = False) -> dict:
+        """stat(a) / stat(b); ``paired``: the median of a[i] / b[i], for runs taken side by side."""
+        result = stats.bootstrap_paired_ratio(a, b) if paired else stats.bootstrap_ratio(a, b, stat)
         entry = {"name": name, "numerator": a_label, "denominator": b_label, "target": target, "unit": unit,
                  **result}
         self.ratios.append(entry)

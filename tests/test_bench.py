@@ -103,3 +103,16 @@ def test_bootstrap_ratio_is_seeded_and_brackets_the_ratio():
     assert first == second
     assert first["ci95"][0] <= first["ratio"] <= first["ci95"][1]
     assert 1.9 < first["ratio"] < 2.1
+
+
+def test_a_paired_ratio_sees_through_a_machine_whose_speed_moves():
+    from bench.stats import bootstrap_paired_ratio, bootstrap_ratio
+
+    speed = [1.0 + 0.8 * ((i * 37) % 11) / 10 for i in range(30)]  # each pair shares its minute's speed
+    hand = [900.0 * s for s in speed]
+    lkrun = [900.0 * s * (1.03 if i % 2 else 1.01) for i, s in enumerate(speed)]
+    paired, unpaired = bootstrap_paired_ratio(lkrun, hand), bootstrap_ratio(lkrun, hand)
+    assert paired == bootstrap_paired_ratio(lkrun, hand)  # seeded
+    assert 1.01 <= paired["ci95"][0] <= paired["ratio"] <= paired["ci95"][1] <= 1.03
+    assert unpaired["ci95"][1] - unpaired["ci95"][0] > 10 * (paired["ci95"][1] - paired["ci95"][0])
+    assert bootstrap_paired_ratio([], hand)["n_a"] == 0

@@ -19,6 +19,7 @@ import hashlib
 import marshal
 import os
 import sys
+import threading
 from pathlib import Path
 
 # validation keywords that mean the same in Draft 7 (fastjsonschema) and Draft 2020-12
@@ -98,7 +99,7 @@ def _load(text: str, schema: dict):
         except Exception:  # a schema fastjsonschema cannot compile: jsonschema only
             return None
         code = compile(source, f"<lkrun schema {digest[:12]}>", "exec")
-        _store(stored, marshal.dumps(code))
+        write_atomically(stored, marshal.dumps(code))
     import re
     from decimal import Decimal
     # fastjsonschema 2.22's code for a schema with `format: regex` lacks its Decimal import
@@ -122,9 +123,10 @@ def _folder(version: str) -> Path:
     return cache_folder() / f"schemas-fastjsonschema{version}-{sys.implementation.cache_tag}"
 
 
-def _store(path: Path, data: bytes) -> None:
-    """Atomically, or not at all: a cache that cannot be written (read-only, full) only costs time."""
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+def write_atomically(path: Path, data: bytes) -> bool:
+    """A cache file atomically, or not at all: one that cannot be written (read-only, full) only
+    costs time. True when it was written."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_bytes(data)
@@ -134,3 +136,5 @@ def _store(path: Path, data: bytes) -> None:
             temporary.unlink(missing_ok=True)
         except OSError:
             pass
+        return False
+    return True

@@ -11,7 +11,7 @@ import time
 
 from loguru import logger
 
-from runner.runtime import interpreter, records
+from runner.runtime import dataclass_code, interpreter, records
 from runner.runtime.scheduler import Dispatcher
 from runner.runtime.effects import LiveEffects
 from runner.runtime.state import SessionState
@@ -140,7 +140,8 @@ class BotRuntime:
         self.state.prune_carried(present)
         self.connected_once = True
         self.in_room.set()
-        interpreter.freeze_long_lived()  # full collections skip the modules and what the bot built to join
+        if interpreter.freeze_long_lived():  # full collections skip the modules and what the bot built to join
+            dataclass_code.save_in_background()  # start-up's imports are done: keep their compiled methods
         records.session_connected(self)  # the session's record starts (or follows the new room)
 
     async def _end_session_state(self) -> None:
