@@ -1,4 +1,5 @@
-"""`idle` steps in the real scheduler (no room): the bot's own speech, queued or playing, is not quiet."""
+"""`idle` steps and timers in the real scheduler (no room): the bot's own speech, queued or playing, is
+not quiet; a bot file with nothing to count is not polled, and a reload that adds steps wakes them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from runner.runtime import waits
 from runner.runtime.effects import NullEffects
 from runner.runtime.scheduler import Dispatcher
 from runner.runtime.state import SessionState
-from runner.runtime.timers import IdleClock, session_tasks
+from runner.runtime.timers import IdleClock, SpecSwaps, session_tasks
 from runner.runtime.trace import Trace
 
 IDLER = """\
@@ -24,15 +25,37 @@ on:
 """
 
 
+QUIET = """\
+version: 1
+name: idler
+livekit: {room: r, identity: idler}
+on:
+  data_received: [{log: hi}]
+"""
+
+TICKER = IDLER + """\
+  timer:
+    - every: 0.2
+      do: [{log: tick}]
+"""
+
+
+def _spec(text):
+    return check_document(load_text(text, "bot.yaml"), environ={}, dotenv={})
+
+
 class Bot:
     name = "idler"
 
-    def __init__(self):
-        self.spec = check_document(load_text(IDLER, "bot.yaml"), environ={}, dotenv={})
+    def __init__(self, text=IDLER):
+        self.spec = _spec(text)
         self.state, self.trace, self.idle, self.effects = SessionState(), Trace(), IdleClock(), NullEffects()
         self.dispatcher = Dispatcher(self)
+        self.swaps = SpecSwaps()
+        self.looked = 0
 
     def participants(self):
+        self.looked += 1
         return ["alice"]
 
 
@@ -83,3 +106,24 @@ def test_speech_is_busy_from_queued_until_it_stops():
     assert speech.busy()
     speech.event("bot_stopped_speaking")
     assert not speech.busy()
+
+
+async def test_a_bot_with_nothing_to_count_is_not_polled_until_a_reload_gives_it_steps():
+    bot = Bot(QUIET)
+    tasks = session_tasks(bot)
+    try:
+        bot.idle.last -= 60  # a minute of quiet before the reload
+        await asyncio.sleep(0.5)
+        assert bot.looked == 0  # the idle loop slept: no look at the room every 100 ms
+        bot.spec = _spec(TICKER)
+        bot.swaps.swapped()
+        await asyncio.sleep(0.15)
+        assert _asked(bot) == 0, "the new idle step counted the quiet from before the reload"
+        assert bot.looked > 0
+        await asyncio.sleep(0.45)
+        assert _asked(bot) == 1
+        assert len([e for e in bot.trace.entries if e.event == "timer"]) >= 1
+        assert all(not task.done() for task in tasks)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -18,7 +18,7 @@ from runner.runtime.state import SessionState
 from runner.runtime.trace import Trace
 from runner.runtime.generation import Generation, Outcome
 from runner.botfile.spec import BotSpec
-from runner.runtime.timers import IdleClock
+from runner.runtime.timers import IdleClock, SpecSwaps
 from runner.runtime.flows import FlowSession
 
 BACKOFF = (0.5, 1.0, 2.0, 3.0)
@@ -46,6 +46,7 @@ class BotRuntime:
         self.stopping = False
         self.generations = 0
         self._session_tasks: list[asyncio.Task] = []
+        self.swaps = SpecSwaps()  # wakes the session's timers, which sleep while the file has none
         self._carry: set[str] = set()  # who was in the room when `end` ran
         self.flow = FlowSession()  # where the session's `flow:` is (reset by `end`)
         self.context_aggregator = None  # the LLM context aggregator pair of the current generation
@@ -182,6 +183,7 @@ class BotRuntime:
 
     def swap_spec(self, spec: BotSpec) -> None:
         self.spec = spec
+        self.swaps.swapped()
 
     async def apply(self, spec: BotSpec) -> dict:
         """Take in a new checked version of the bot file (hot reload); returns what changed.

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from loguru import logger
 
 from runner.runtime.effects_api import Effects, NullEffects  # noqa: F401  (their home; re-exported)
-from runner.runtime.engine import encode_packet
+from runner.runtime.engine import packet_text
 
 MAX_HTTP_BODY = 1024 * 1024
 SUBSCRIBE_CONFIRM = 1.0  # seconds to wait for the server to confirm a (un)subscribe
@@ -89,8 +89,7 @@ class LiveEffects:
             await gen.worker.queue_frame(frame)
 
     async def send(self, data: str | dict, to: list[str] | None, after_speech: bool) -> None:
-        payload = encode_packet(data)
-        text = json.dumps(payload, ensure_ascii=False) if isinstance(payload, dict) else payload
+        payload, text = packet_text(data)
         gen = self.gen
         if after_speech and gen.has_audio_out:
             from pipecat.transports.livekit.transport import LiveKitOutputTransportMessageFrame

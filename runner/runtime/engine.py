@@ -298,12 +298,23 @@ def _url_template(source: str):
 
 def encode_packet(data) -> str | dict:
     """Data payloads are text or JSON objects, capped at LiveKit's reliable packet size."""
+    return packet_text(data)[0]
+
+
+def packet_text(data) -> tuple[str | dict, str]:
+    """(the payload, the text that goes out): encoded once, and capped on the bytes really sent."""
     import json
-    payload = data if isinstance(data, (str, dict)) else json.dumps(_jsonable(data))
-    size = len(json.dumps(payload).encode()) if isinstance(payload, dict) else len(payload.encode())
+    if isinstance(data, str):
+        payload = text = data
+    elif isinstance(data, dict):
+        payload = _jsonable(data)
+        text = json.dumps(payload, ensure_ascii=False)
+    else:
+        payload = text = json.dumps(_jsonable(data))
+    size = len(text) if text.isascii() else len(text.encode())
     if size > MAX_PACKET:
         raise ValueError(f"the data message is {size} bytes; LiveKit's limit is {MAX_PACKET} bytes")
-    return _jsonable(payload) if isinstance(payload, dict) else payload
+    return payload, text
 
 
 def parse_message(payload: bytes | str) -> tuple[str, dict]:

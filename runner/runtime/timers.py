@@ -27,6 +27,21 @@ class IdleClock:
         self.last = self.clock()
 
 
+class SpecSwaps:
+    """A swap of the bot file (a reload): the session's timers sleep on it while the file has
+    nothing for them to count."""
+
+    def __init__(self):
+        self._event = asyncio.Event()
+
+    def swapped(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
 def session_tasks(bot) -> list[asyncio.Task]:
     tasks = [asyncio.ensure_future(_timers(bot)), asyncio.ensure_future(_idle(bot))]
     if bot.spec.session.get("max_duration"):
@@ -34,11 +49,18 @@ def session_tasks(bot) -> list[asyncio.Task]:
     return tasks
 
 
+def _wants_idle(spec) -> bool:
+    return "idle" in spec.on or bool(spec.session.get("idle_timeout"))
+
+
 async def _timers(bot) -> None:
     started = time.monotonic()
     next_due: dict[int, float] = {}
     while True:
         handler = bot.spec.on.get("timer")
+        if handler is None:  # nothing to count (a hundred data bots would wake 1,000 times a second)
+            await bot.swaps.wait()
+            continue
         now = time.monotonic()
         for index, trigger in enumerate(handler.triggers if handler else ()):
             due = next_due.setdefault(index, started + (trigger.after if trigger.after is not None
@@ -50,10 +72,15 @@ async def _timers(bot) -> None:
 
 
 async def _idle(bot) -> None:
-    """Idle counts only while someone is in the room; each session starts it over."""
+    """Idle counts only while someone is in the room; each session starts it over. A bot with no
+    idle steps and no idle_timeout counts nothing until a reload gives it some."""
     clock = bot.idle
     clock.activity()
     while True:
+        if not _wants_idle(bot.spec):  # no idle steps and no idle_timeout: nothing to count
+            await bot.swaps.wait()
+            clock.touch()  # steps a reload adds count quiet time from the reload
+            continue
         if not bot.participants():  # an empty room is not quiet, it is empty: nobody to prompt
             clock.activity()
             await asyncio.sleep(0.1)
