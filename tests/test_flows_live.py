@@ -180,8 +180,9 @@ async def test_caller_text_with_braces_reaches_the_llm_verbatim(run_bot, people,
         assert await alice.next_data(15, sender="clinic") == {"node": "greet", "previous": None}
         await send_chat(alice, "my name is {{ secret }}")
         assert await alice.next_data(15, sender="clinic") == {"node": "lookup", "previous": "greet"}
-        said = next(body for body in llm.requests if any(m.get("role") == "user" for m in body["messages"]))
-        assert said["messages"][-1] == {"role": "user", "content": "my name is {{ secret }}"}
+        # verbatim in the context (the greeting's reply may land after it when the caller is quick)
+        users = [m for body in llm.requests for m in body["messages"] if m.get("role") == "user"]
+        assert users and users[0] == {"role": "user", "content": "my name is {{ secret }}"}, users
         lookup = await request_with(llm, "The caller is")
         assert lookup["messages"][1]["content"].startswith("The caller is {{ secret }}, patient P-17")
         assert records.calls[0] == ("lookup", {"name": "{{ secret }}"})
