@@ -19,7 +19,7 @@ import sys
 import threading
 from types import CodeType
 
-MAX_ENTRIES = 50_000  # more than any process writes; a file past it is started over
+MAX_ENTRIES = 10_000  # ~1 KB each; a bot process writes ~900, so past this (upgrades piling up) start over
 
 _codes: dict[str, CodeType] = {}
 _fresh = 0  # texts compiled by this process and not yet saved
