@@ -62,7 +62,7 @@ async def _timers(bot) -> None:
             await bot.swaps.wait()
             continue
         now = time.monotonic()
-        for index, trigger in enumerate(handler.triggers if handler else ()):
+        for index, trigger in enumerate(handler.triggers):
             due = next_due.setdefault(index, started + (trigger.after if trigger.after is not None
                                                         else trigger.every))
             if now >= due:
